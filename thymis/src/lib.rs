@@ -1,0 +1,1 @@
+//! Thymis core library.
