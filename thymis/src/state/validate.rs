@@ -1,0 +1,319 @@
+//! Validation of a [`State`]: every problem is reported at once, each with the JSON path of the
+//! value it concerns, so a user (or the dashboard) can fix them all in one go.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::{ModuleSettings, State, CONFIG_PRIORITY, DEVICE_MODULE_TYPE};
+use crate::module::{
+    check_value, ModuleRegistry, RenderContext, RenderEnv, RenderError, SettingType, TargetKind,
+};
+use crate::nix::is_identifier;
+
+/// How serious a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The project cannot be rendered or would not evaluate.
+    Error,
+    /// Worth a look, but the project renders (e.g. a module from a repository not loaded).
+    Warning,
+}
+
+/// One validation finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// JSON path such as `$.configs[0].modules[1].settings.volume`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+    /// Error or warning.
+    pub severity: Severity,
+}
+
+impl Problem {
+    /// An error at `path`.
+    pub fn error(path: &str, message: String) -> Self {
+        Problem {
+            path: path.to_owned(),
+            message,
+            severity: Severity::Error,
+        }
+    }
+
+    fn warning(path: &str, message: String) -> Self {
+        Problem {
+            path: path.to_owned(),
+            message,
+            severity: Severity::Warning,
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let label = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{label}: {}: {}", self.path, self.message)
+    }
+}
+
+/// Why an identifier cannot name a config or tag: it must be a valid Nix attribute name, a
+/// host label (RFC 1123) and a safe folder name at once.
+pub fn identifier_problem(identifier: &str) -> Option<String> {
+    if identifier.is_empty() {
+        return Some("identifier must not be empty".to_owned());
+    }
+    if identifier.len() > 63 {
+        return Some(format!(
+            "identifier `{identifier}` is longer than 63 characters"
+        ));
+    }
+    let mut chars = identifier.chars();
+    let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    let rest_ok = identifier
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !starts_with_letter || !rest_ok || identifier.ends_with('-') {
+        return Some(format!(
+            "identifier `{identifier}` must start with a letter and contain only letters, digits and `-` (not at the end)"
+        ));
+    }
+    None
+}
+
+impl State {
+    /// Every problem of this state, errors and warnings, in document order.
+    pub fn validate(&self, registry: &ModuleRegistry) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        self.validate_repositories(&mut problems);
+        check_identifiers(
+            self.tags.iter().map(|t| t.identifier.as_str()),
+            "tags",
+            &mut problems,
+        );
+        check_identifiers(
+            self.configs.iter().map(|c| c.identifier.as_str()),
+            "configs",
+            &mut problems,
+        );
+        for (i, tag) in self.tags.iter().enumerate() {
+            let path = format!("$.tags[{i}]");
+            check_modules(
+                &tag.modules,
+                (TargetKind::Tag, &tag.identifier, tag.priority),
+                &path,
+                registry,
+                &mut problems,
+            );
+        }
+        for (i, config) in self.configs.iter().enumerate() {
+            let path = format!("$.configs[{i}]");
+            let devices = config
+                .modules
+                .iter()
+                .filter(|m| m.module_type == DEVICE_MODULE_TYPE)
+                .count();
+            if devices != 1 {
+                problems.push(Problem::error(
+                    &format!("{path}.modules"),
+                    format!("a config needs exactly one Device module, found {devices}"),
+                ));
+            }
+            for (j, tag) in config.tags.iter().enumerate() {
+                if self.tag(tag).is_none() {
+                    problems.push(Problem::error(
+                        &format!("{path}.tags[{j}]"),
+                        format!("tag `{tag}` does not exist"),
+                    ));
+                }
+            }
+            check_modules(
+                &config.modules,
+                (TargetKind::Config, &config.identifier, CONFIG_PRIORITY),
+                &path,
+                registry,
+                &mut problems,
+            );
+        }
+        problems
+    }
+
+    fn validate_repositories(&self, problems: &mut Vec<Problem>) {
+        for (name, repo) in &self.repositories {
+            let path = format!("$.repositories.{}", crate::nix::attr_name(name));
+            if !is_identifier(name) {
+                problems.push(Problem::error(
+                    &path,
+                    format!("input name `{name}` is not a Nix identifier (letters, digits, `_`, `-`, `'`; not starting with a digit)"),
+                ));
+            }
+            if let Some(url) = &repo.url {
+                if let Err(err) = url.parse::<crate::nix::flake_ref::FlakeRef>() {
+                    problems.push(Problem::error(&format!("{path}.url"), err.to_string()));
+                }
+            }
+            if let Some(follows) = &repo.follows {
+                if follows.is_empty() {
+                    problems.push(Problem::error(
+                        &format!("{path}.follows"),
+                        "follows must name an input path such as `thymis/nixpkgs`".to_owned(),
+                    ));
+                }
+            }
+            if repo.url.is_none() && repo.follows.is_none() {
+                problems.push(Problem::warning(
+                    &path,
+                    "repository has neither a url nor follows; it is left out of flake.nix"
+                        .to_owned(),
+                ));
+            }
+            for key in repo.inputs_follows.keys() {
+                if !is_identifier(key) {
+                    problems.push(Problem::error(
+                        &format!("{path}.inputs_follows"),
+                        format!("`{key}` is not a Nix identifier"),
+                    ));
+                }
+            }
+            if let Some(secret) = &repo.api_key_secret {
+                if uuid::Uuid::parse_str(secret).is_err() {
+                    problems.push(Problem::error(
+                        &format!("{path}.api_key_secret"),
+                        format!("secret reference `{secret}` is not a UUID"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn check_identifiers<'a>(
+    identifiers: impl Iterator<Item = &'a str>,
+    list: &str,
+    problems: &mut Vec<Problem>,
+) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, identifier) in identifiers.enumerate() {
+        let path = format!("$.{list}[{i}].identifier");
+        if let Some(message) = identifier_problem(identifier) {
+            problems.push(Problem::error(&path, message));
+        }
+        if let Some(first) = seen.insert(identifier, i) {
+            problems.push(Problem::error(
+                &path,
+                format!("identifier `{identifier}` is also used by {list}[{first}]"),
+            ));
+            seen.insert(identifier, first);
+        }
+    }
+}
+
+fn check_modules(
+    modules: &[ModuleSettings],
+    (kind, identifier, priority): (TargetKind, &str, i64),
+    parent: &str,
+    registry: &ModuleRegistry,
+    problems: &mut Vec<Problem>,
+) {
+    for (i, instance) in modules.iter().enumerate() {
+        let path = format!("{parent}.modules[{i}]");
+        let Some(module) = registry.get(&instance.module_type) else {
+            problems.push(Problem::warning(
+                &format!("{path}.type"),
+                format!(
+                    "unknown module type `{}` (is the repository that provides it loaded?); it is skipped",
+                    instance.module_type
+                ),
+            ));
+            continue;
+        };
+        let info = module.info();
+        for (key, value) in &instance.settings {
+            let setting_path = format!("{path}.settings.{key}");
+            let Some(setting) = info.setting(key) else {
+                problems.push(Problem::error(
+                    &setting_path,
+                    format!(
+                        "unknown setting `{key}` for module {}",
+                        info.display_name.en
+                    ),
+                ));
+                continue;
+            };
+            check_value(setting, value, &setting_path, problems);
+            if let SettingType::SelectOne {
+                extra_data: Some(extra),
+                ..
+            } = &setting.ty
+            {
+                check_select_extras(extra, instance, key, kind, &setting_path, problems);
+            }
+        }
+        // Rendering finds what only the module knows, such as Custom Nix syntax errors.
+        let env = RenderEnv::default();
+        let ctx = RenderContext {
+            kind,
+            identifier,
+            priority,
+            env: &env,
+        };
+        match module.render(&ctx, &instance.settings) {
+            Ok(_) => {}
+            Err(RenderError::InvalidSetting { key, message }) => {
+                problems.push(Problem::error(&format!("{path}.settings.{key}"), message));
+            }
+            Err(RenderError::NixSyntax { key, error }) => problems.push(Problem::error(
+                &format!("{path}.settings.{key}"),
+                format!("Nix syntax error at {error}"),
+            )),
+        }
+    }
+}
+
+/// Upstream's editor hints, enforced: config-only settings and values restricted by another key.
+fn check_select_extras(
+    extra: &serde_json::Value,
+    instance: &ModuleSettings,
+    key: &str,
+    kind: TargetKind,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) {
+    let config_only = extra["only_editable_on_target_type"]
+        .as_array()
+        .is_some_and(|kinds| kinds.iter().all(|k| k != "tag"));
+    if config_only && kind == TargetKind::Tag {
+        problems.push(Problem::error(
+            path,
+            format!("`{key}` can only be set on a config, not on a tag"),
+        ));
+    }
+    let Some(restrictions) = extra["restrict_values_on_other_key"].as_object() else {
+        return;
+    };
+    let Some(value) = instance.settings.get(key).and_then(|v| v.as_str()) else {
+        return;
+    };
+    for (other_key, by_value) in restrictions {
+        let Some(other) = instance.settings.get(other_key).and_then(|v| v.as_str()) else {
+            continue;
+        };
+        let Some(allowed) = by_value.get(other).and_then(|a| a.as_array()) else {
+            continue;
+        };
+        if !allowed.iter().any(|a| a == value) {
+            let allowed: Vec<&str> = allowed.iter().filter_map(|a| a.as_str()).collect();
+            problems.push(Problem::error(
+                path,
+                format!(
+                    "`{value}` is not allowed when {other_key} is `{other}`; allowed: {}",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+    }
+}
