@@ -69,7 +69,7 @@ impl ModuleInfo {
 }
 
 /// Whether a module instance belongs to a config or a tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TargetKind {
     /// A device configuration (`hosts/<id>`).
     Config,

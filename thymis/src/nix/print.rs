@@ -411,8 +411,12 @@ mod tests {
     #[test]
     fn double_quoted_escapes() {
         assert_eq!(
+            Expr::str("a\"b\\c${d}\t\r$e").to_nix(),
+            r#""a\"b\\c\${d}\t\r$e""#
+        );
+        assert_eq!(
             Expr::str("a\"b\\c${d}\n\t\r$e").to_nix(),
-            r#""a\"b\\c\${d}\n\t\r$e""#
+            "''\n  a\"b\\c''${d}\n  ''\\t''\\r$e''"
         );
     }
 

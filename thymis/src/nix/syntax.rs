@@ -71,8 +71,32 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// `TOKEN_SEMICOLON` → `semicolon`, `NODE_ATTR_SET` → `attr set`.
+/// `TOKEN_SEMICOLON` → `` `;` ``, `NODE_ATTR_SET` → `attr set`.
 fn kind_name(kind: rnix::SyntaxKind) -> String {
+    use rnix::SyntaxKind as K;
+    let symbol = match kind {
+        K::TOKEN_SEMICOLON => ";",
+        K::TOKEN_ASSIGN => "=",
+        K::TOKEN_L_BRACE => "{",
+        K::TOKEN_R_BRACE => "}",
+        K::TOKEN_L_PAREN => "(",
+        K::TOKEN_R_PAREN => ")",
+        K::TOKEN_L_BRACK => "[",
+        K::TOKEN_R_BRACK => "]",
+        K::TOKEN_COLON => ":",
+        K::TOKEN_COMMA => ",",
+        K::TOKEN_DOT => ".",
+        K::TOKEN_STRING_START => "\"",
+        K::TOKEN_IN => "in",
+        K::TOKEN_THEN => "then",
+        K::TOKEN_ELSE => "else",
+        K::TOKEN_REC => "rec",
+        K::TOKEN_IDENT => return "a name".to_owned(),
+        _ => "",
+    };
+    if !symbol.is_empty() {
+        return format!("`{symbol}`");
+    }
     let raw = format!("{kind:?}");
     let name = raw
         .strip_prefix("TOKEN_")
@@ -98,9 +122,9 @@ mod tests {
     #[test]
     fn missing_semicolon_points_at_next_line() {
         let err = check_syntax("{\n  a = 1\n  b = 2;\n}").unwrap_err();
-        assert_eq!(err.line, 3);
-        assert_eq!(err.column, 3);
-        assert!(err.message.contains("semicolon"), "{}", err.message);
+        // `1\n  b` reads as an application, so Nix stumbles at the `=` after it.
+        assert_eq!((err.line, err.column), (3, 5));
+        assert_eq!(err.message, "unexpected `=`, expected `;`");
     }
 
     #[test]
@@ -112,6 +136,6 @@ mod tests {
     #[test]
     fn columns_count_characters_not_bytes() {
         let err = check_syntax("{ a = \"ü\"; b = ; }").unwrap_err();
-        assert_eq!((err.line, err.column), (1, 17));
+        assert_eq!((err.line, err.column), (1, 16));
     }
 }

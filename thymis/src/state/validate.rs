@@ -42,7 +42,8 @@ impl Problem {
         }
     }
 
-    fn warning(path: &str, message: String) -> Self {
+    /// A warning at `path`.
+    pub fn warning(path: &str, message: String) -> Self {
         Problem {
             path: path.to_owned(),
             message,
@@ -61,25 +62,33 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// Why an identifier cannot name a config or tag: it must be a valid Nix attribute name, a
-/// host label (RFC 1123) and a safe folder name at once.
-pub fn identifier_problem(identifier: &str) -> Option<String> {
-    if identifier.is_empty() {
-        return Some("identifier must not be empty".to_owned());
+/// Why an identifier cannot be a folder under `hosts/` or `tags/`: rendering refuses these.
+pub fn folder_name_problem(identifier: &str) -> Option<String> {
+    let unsafe_name = identifier.is_empty()
+        || identifier.starts_with('.')
+        || identifier
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control());
+    unsafe_name.then(|| format!("identifier `{identifier}` cannot be used as a folder name"))
+}
+
+/// A config or tag identifier should be a Nix attribute name and a host label (RFC 1123) at
+/// once, as the dashboard derives them. Upstream's early migrations produced other names;
+/// those still render, so they only earn a warning.
+fn identifier_problem(identifier: &str) -> Option<Problem> {
+    if let Some(message) = folder_name_problem(identifier) {
+        return Some(Problem::error("", message));
     }
-    if identifier.len() > 63 {
-        return Some(format!(
-            "identifier `{identifier}` is longer than 63 characters"
-        ));
-    }
-    let mut chars = identifier.chars();
-    let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
-    let rest_ok = identifier
+    let starts_with_letter = identifier.starts_with(|c: char| c.is_ascii_alphabetic());
+    let label_chars = identifier
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if !starts_with_letter || !rest_ok || identifier.ends_with('-') {
-        return Some(format!(
-            "identifier `{identifier}` must start with a letter and contain only letters, digits and `-` (not at the end)"
+    if !starts_with_letter || !label_chars || identifier.ends_with('-') || identifier.len() > 63 {
+        return Some(Problem::warning(
+            "",
+            format!(
+                "identifier `{identifier}` should start with a letter, contain only letters, digits and `-` (not at the end) and be at most 63 characters"
+            ),
         ));
     }
     None
@@ -199,8 +208,11 @@ fn check_identifiers<'a>(
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, identifier) in identifiers.enumerate() {
         let path = format!("$.{list}[{i}].identifier");
-        if let Some(message) = identifier_problem(identifier) {
-            problems.push(Problem::error(&path, message));
+        if let Some(problem) = identifier_problem(identifier) {
+            problems.push(Problem {
+                path: path.clone(),
+                ..problem
+            });
         }
         if let Some(first) = seen.insert(identifier, i) {
             problems.push(Problem::error(
