@@ -108,13 +108,17 @@ fn var(name: &str) -> Expr {
     Expr::var(name)
 }
 
-/// `./<folder> + "/${id}"` and the `.nix` files in it.
-fn nix_files_in(folder: &str, id: Expr) -> Expr {
-    let dir = Expr::BinOp(
+/// `./<folder> + "/${name}"`
+fn folder_of(folder: &str, name: Expr) -> Expr {
+    Expr::BinOp(
         Box::new(Expr::Path(format!("./{folder}"))),
         BinOp::Add,
-        Box::new(NixString::new().text("/").interp(id).into()),
-    );
+        Box::new(NixString::new().text("/").interp(name).into()),
+    )
+}
+
+/// `dir: <the regular *.nix files in dir>`
+fn nix_files_in() -> Expr {
     let is_nix_file = Expr::BinOp(
         Box::new(Expr::BinOp(
             Box::new(var("type")),
@@ -135,33 +139,38 @@ fn nix_files_in(folder: &str, id: Expr) -> Expr {
             ),
         ),
     );
-    let filter = lambda("name", lambda("type", is_nix_file));
-    Expr::Let(
-        vec![Binding::Assign(vec!["dir".into()], dir)],
-        Box::new(var("lib.mapAttrsToList").apply(vec![
+    lambda(
+        "dir",
+        var("lib.mapAttrsToList").apply(vec![
             to_path,
             var("lib.filterAttrs").apply(vec![
-                filter,
+                lambda("name", lambda("type", is_nix_file)),
                 var("builtins.readDir").apply(vec![var("dir")]),
             ]),
-        ])),
+        ]),
     )
 }
 
+fn bind(name: &str, value: Expr) -> Binding {
+    Binding::Assign(vec![name.into()], value)
+}
+
 fn outputs_body() -> Expr {
-    let config_modules = nix_files_in("hosts", var("config.identifier"))
+    let config_modules = var("nixFilesIn")
+        .apply(vec![folder_of("hosts", var("config.identifier"))])
         .concat(var("builtins.concatMap").apply(vec![
-            lambda("tag", nix_files_in("tags", var("tag"))),
+            lambda(
+                "tag",
+                var("nixFilesIn").apply(vec![folder_of("tags", var("tag"))]),
+            ),
             var("config.tags"),
         ]))
         .concat(Expr::List(vec![var("thymis.nixosModules.thymis-device")]));
-    let system = var("nixpkgs.lib.nixosSystem").apply(vec![AttrSet::new()
+    let mut special_args = AttrSet::new();
+    special_args.inherit(&["inputs"]);
+    let system = var("lib.nixosSystem").apply(vec![AttrSet::new()
         .with("modules", config_modules)
-        .with("specialArgs", {
-            let mut special = AttrSet::new();
-            special.inherit(&["inputs"]);
-            special
-        })
+        .with("specialArgs", special_args)
         .into()]);
     let to_configuration = lambda(
         "config",
@@ -170,58 +179,52 @@ fn outputs_body() -> Expr {
             .with("value", system)
             .into(),
     );
+    let has_identifier = lambda(
+        "config",
+        Expr::BinOp(
+            Box::new(var("config.identifier")),
+            BinOp::NotEq,
+            Box::new(Expr::str("")),
+        ),
+    );
+    let toplevels = var("builtins.mapAttrs").apply(vec![
+        lambda(
+            "name",
+            lambda("nixos", var("nixos.config.system.build.toplevel")),
+        ),
+        var("nixosConfigurations"),
+    ]);
     let thymis_package = lambda(
         "system",
-        Expr::Let(
-            vec![Binding::Assign(
-                vec!["pkgs".into()],
-                var("builtins.getAttr").apply(vec![var("system"), var("nixpkgs.legacyPackages")]),
-            )],
-            Box::new(
-                AttrSet::new()
-                    .with(
-                        "thymis",
-                        var("pkgs.writeText").apply(vec![
-                            Expr::str("thymis.json"),
-                            var("builtins.toJSON").apply(vec![var("builtins.mapAttrs").apply(
-                                vec![
-                                    lambda(
-                                        "name",
-                                        lambda("nixos", var("nixos.config.system.build.toplevel")),
-                                    ),
-                                    var("nixosConfigurations"),
-                                ],
-                            )]),
-                        ]),
-                    )
-                    .into(),
-            ),
-        ),
+        AttrSet::new()
+            .with(
+                "thymis",
+                var("builtins.getAttr")
+                    .apply(vec![var("system"), var("nixpkgs.legacyPackages")])
+                    .select(vec!["writeText".into()])
+                    .apply(vec![
+                        Expr::str("thymis.json"),
+                        var("builtins.toJSON").apply(vec![toplevels]),
+                    ]),
+            )
+            .into(),
     );
     Expr::Let(
         vec![
-            Binding::Assign(vec!["lib".into()], var("nixpkgs.lib")),
-            Binding::Assign(
-                vec!["state".into()],
+            bind("lib", var("nixpkgs.lib")),
+            bind(
+                "state",
                 var("builtins.fromJSON").apply(vec![
                     var("builtins.readFile").apply(vec![Expr::Path("./state.json".into())])
                 ]),
             ),
-            Binding::Assign(
-                vec!["nixosConfigurations".into()],
-                var("builtins.listToAttrs").apply(vec![var("builtins.map").apply(vec![
-                    to_configuration,
-                    var("builtins.filter").apply(vec![
-                        lambda(
-                            "config",
-                            Expr::BinOp(
-                                Box::new(var("config.identifier")),
-                                BinOp::NotEq,
-                                Box::new(Expr::str("")),
-                            ),
-                        ),
-                        var("state.configs"),
-                    ]),
+            bind("nixFilesIn", nix_files_in()),
+            bind("toNixosConfiguration", to_configuration),
+            bind(
+                "nixosConfigurations",
+                var("builtins.listToAttrs").apply(vec![var("map").apply(vec![
+                    var("toNixosConfiguration"),
+                    var("builtins.filter").apply(vec![has_identifier, var("state.configs")]),
                 ])]),
             ),
         ],

@@ -3,7 +3,7 @@
 //! Formatting is deterministic (two-space indentation, one binding or list element per line) so
 //! that regenerating an unchanged project writes byte-identical files and git sees no change.
 
-use super::expr::{AttrSet, Binding, Expr, NixString, Param, Pattern, StrPart};
+use super::expr::{AttrSet, BinOp, Binding, Expr, NixString, Param, Pattern, StrPart};
 
 const KEYWORDS: [&str; 10] = [
     "assert", "else", "if", "in", "inherit", "let", "or", "rec", "then", "with",
@@ -52,8 +52,25 @@ impl Expr {
 enum Position {
     /// A function argument, list element, select base or function: only atoms stand bare.
     Operand,
-    /// An operand of a binary operator: applications and selections stand bare too.
-    BinOperand,
+    /// An operand of a binary operator: applications, selections and operators that bind
+    /// more tightly stand bare too.
+    BinOperand(BinOp),
+}
+
+/// Binding strength per the Nix manual's operator table (higher binds tighter).
+fn precedence(op: BinOp) -> u8 {
+    match op {
+        BinOp::Concat => 9,
+        BinOp::Add => 7,
+        BinOp::Update => 5,
+        BinOp::Eq | BinOp::NotEq => 3,
+        BinOp::And => 2,
+    }
+}
+
+/// Operators for which `(a op b) op c` equals `a op (b op c)`, so chains need no parentheses.
+fn is_associative(op: BinOp) -> bool {
+    matches!(op, BinOp::Concat | BinOp::Update | BinOp::And)
 }
 
 fn needs_parens(expr: &Expr, position: Position) -> bool {
@@ -69,7 +86,15 @@ fn needs_parens(expr: &Expr, position: Position) -> bool {
         Expr::Int(i) => *i < 0 && position == Position::Operand,
         Expr::Float(f) => *f < 0.0 && position == Position::Operand,
         Expr::Apply(..) => position == Position::Operand,
-        Expr::Lambda(..) | Expr::Let(..) | Expr::BinOp(..) | Expr::If(..) => true,
+        Expr::BinOp(_, inner, _) => match position {
+            Position::Operand => true,
+            Position::BinOperand(outer) => {
+                let (inner_prec, outer_prec) = (precedence(*inner), precedence(outer));
+                inner_prec < outer_prec
+                    || (inner_prec == outer_prec && !(*inner == outer && is_associative(outer)))
+            }
+        },
+        Expr::Lambda(..) | Expr::Let(..) | Expr::If(..) => true,
     }
 }
 
@@ -147,11 +172,11 @@ fn print(out: &mut String, expr: &Expr, indent: usize) {
             print(out, body, indent);
         }
         Expr::BinOp(left, op, right) => {
-            print_in(out, left, indent, Position::BinOperand);
+            print_in(out, left, indent, Position::BinOperand(*op));
             out.push(' ');
             out.push_str(op.symbol());
             out.push(' ');
-            print_in(out, right, indent, Position::BinOperand);
+            print_in(out, right, indent, Position::BinOperand(*op));
         }
         Expr::If(cond, then, otherwise) => {
             out.push_str("if ");

@@ -1,0 +1,155 @@
+//! The project commands: `check` validates a `state.json`, `render` writes the project files.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use thymis::module::{ModuleRegistry, RenderEnv};
+use thymis::repository::{DiskMirror, ProjectRenderer, RenderOptions};
+use thymis::state::{Problem, Severity, State};
+
+/// Thymis controller: provision, configure and manage fleets of NixOS devices.
+#[derive(Debug, Parser)]
+#[command(name = "thymis-controller", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a project's state.json (any upstream version 0.0.1–0.0.9) and list every
+    /// problem with its JSON path. Exits 1 when there is at least one error.
+    Check {
+        /// Path of the state.json to check.
+        state: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Render a state.json into project files (state.json, flake.nix, hosts/, tags/) in a
+    /// directory, writing only files whose content changed. Exits 1 without writing anything
+    /// when the state has errors.
+    Render {
+        /// Path of the state.json to render.
+        state: PathBuf,
+        /// Directory to write the project into (created when missing).
+        dir: PathBuf,
+        #[command(flatten)]
+        options: RenderArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    /// One line per problem.
+    Text,
+    /// A JSON array of {path, message, severity}.
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+struct RenderArgs {
+    /// URL of the `thymis` flake input.
+    #[arg(long, env = "THYMIS_FLAKE_URL", default_value = thymis::nix::flake::DEFAULT_THYMIS_URL)]
+    thymis_url: String,
+    /// The controller's public URL, used as the agents' controller URL by default.
+    #[arg(long, env = "THYMIS_BASE_URL")]
+    base_url: Option<String>,
+    /// The URL agents use to reach the controller, when it differs from --base-url.
+    #[arg(long, env = "THYMIS_AGENT_ACCESS_URL")]
+    agent_access_url: Option<String>,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let registry = ModuleRegistry::with_builtins();
+    match cli.command {
+        Command::Check { state, format } => {
+            let (state, from) = load(&state)?;
+            let problems = state.validate(&registry);
+            report(&problems, format, &from);
+            Ok(exit_code(&problems))
+        }
+        Command::Render {
+            state,
+            dir,
+            options,
+        } => {
+            let (state, from) = load(&state)?;
+            let problems = state.validate(&registry);
+            report(&problems, Format::Text, &from);
+            if has_errors(&problems) {
+                return Ok(ExitCode::FAILURE);
+            }
+            let options = RenderOptions {
+                thymis_url: options.thymis_url,
+                env: RenderEnv {
+                    base_url: options.base_url,
+                    agent_access_url: options.agent_access_url,
+                },
+            };
+            let files = ProjectRenderer::new().render(&state, &registry, &options)?;
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let written = DiskMirror::default()
+                .sync(&dir, &files)
+                .with_context(|| format!("cannot write the project into {}", dir.display()))?;
+            println!(
+                "rendered {} files into {} ({} written, {} deleted)",
+                files.len(),
+                dir.display(),
+                written.written.len(),
+                written.deleted.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn load(path: &Path) -> anyhow::Result<(State, String)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    State::from_json_str(&text).with_context(|| format!("{} cannot be loaded", path.display()))
+}
+
+fn has_errors(problems: &[Problem]) -> bool {
+    problems.iter().any(|p| p.severity == Severity::Error)
+}
+
+fn exit_code(problems: &[Problem]) -> ExitCode {
+    if has_errors(problems) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn report(problems: &[Problem], format: Format, from_version: &str) {
+    match format {
+        Format::Json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(problems).unwrap_or_default()
+            );
+        }
+        Format::Text => {
+            if from_version != thymis::state::LATEST_VERSION {
+                eprintln!(
+                    "note: state.json is version {from_version}; it was migrated to {} in memory",
+                    thymis::state::LATEST_VERSION
+                );
+            }
+            for problem in problems {
+                println!("{problem}");
+            }
+            let errors = problems
+                .iter()
+                .filter(|p| p.severity == Severity::Error)
+                .count();
+            let warnings = problems.len() - errors;
+            eprintln!("{errors} error(s), {warnings} warning(s)");
+        }
+    }
+}
