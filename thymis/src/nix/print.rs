@@ -313,7 +313,9 @@ fn fits_indented(s: &NixString) -> bool {
             }
         }
     }
-    unindented_line
+    // Nix drops a last line made only of spaces (it reads it as the closing quotes' indentation).
+    let blank_last_line = line_is_blank && !at_line_start;
+    unindented_line && !blank_last_line
 }
 
 /// The indented form, or `None` where a lone `'` would run into an escape that starts with
