@@ -21,8 +21,12 @@ pub fn assert_nix_parses(path: &Path) {
 
 /// Evaluates a Nix expression strictly and returns its JSON value.
 pub fn nix_eval_json(expr: &str) -> serde_json::Value {
+    // Through a file: large expressions exceed the argument length limit.
+    let file = tempfile::Builder::new().suffix(".nix").tempfile().unwrap();
+    std::fs::write(file.path(), expr).unwrap();
     let output = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "--expr", expr])
+        .args(["--eval", "--strict", "--json"])
+        .arg(file.path())
         .output()
         .expect("nix-instantiate must be installed (apt-get install nix-bin)");
     assert!(
