@@ -15,23 +15,35 @@ fn full_render(c: &mut Criterion) {
     let registry = ModuleRegistry::with_builtins();
     let options = RenderOptions::default();
     let mut group = c.benchmark_group("full_render");
-    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
     for size in SIZES {
         let state = fleet(size);
         group.bench_with_input(BenchmarkId::new("in_memory", size), &state, |b, state| {
-            b.iter(|| ProjectRenderer::new().render(state, &registry, &options).unwrap())
+            b.iter(|| {
+                ProjectRenderer::new()
+                    .render(state, &registry, &options)
+                    .unwrap()
+            })
         });
-        group.bench_with_input(BenchmarkId::new("to_empty_dir", size), &state, |b, state| {
-            b.iter_batched(
-                || tempfile::tempdir().unwrap(),
-                |dir| {
-                    let files = ProjectRenderer::new().render(state, &registry, &options).unwrap();
-                    DiskMirror::default().sync(dir.path(), &files).unwrap();
-                    dir
-                },
-                BatchSize::PerIteration,
-            )
-        });
+        group.bench_with_input(
+            BenchmarkId::new("to_empty_dir", size),
+            &state,
+            |b, state| {
+                b.iter_batched(
+                    || tempfile::tempdir().unwrap(),
+                    |dir| {
+                        let files = ProjectRenderer::new()
+                            .render(state, &registry, &options)
+                            .unwrap();
+                        DiskMirror::default().sync(dir.path(), &files).unwrap();
+                        dir
+                    },
+                    BatchSize::PerIteration,
+                )
+            },
+        );
     }
     group.finish();
 }
@@ -39,7 +51,9 @@ fn full_render(c: &mut Criterion) {
 fn save_one_change(c: &mut Criterion) {
     let registry = ModuleRegistry::with_builtins();
     let mut group = c.benchmark_group("save_one_setting_changed");
-    group.sample_size(20).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(10));
     for size in SIZES {
         let dir = tempfile::tempdir().unwrap();
         let mut state = fleet(size);

@@ -15,7 +15,10 @@ pub fn fleet(configs: usize) -> State {
                 ModuleSettings::new("thymis_controller.modules.localization.LocalizationModule")
                     .with("timezone", json!("Europe/Berlin")),
                 ModuleSettings::new("thymis_controller.modules.security.SecurityAccessModule")
-                    .with("authorized_keys", json!([{"key": "ssh-ed25519 AAAAC3Nza admin"}])),
+                    .with(
+                        "authorized_keys",
+                        json!([{"key": "ssh-ed25519 AAAAC3Nza admin"}]),
+                    ),
             ],
             extra: Default::default(),
         });
@@ -33,7 +36,10 @@ pub fn fleet(configs: usize) -> State {
                     .with("wifi_ssid", json!("corp"))
                     .with("wifi_password", json!("secret-password")),
                 ModuleSettings::new("thymis_controller.modules.kiosk.Kiosk")
-                    .with("kiosk_url", json!(format!("https://dashboard.example.com/{i}")))
+                    .with(
+                        "kiosk_url",
+                        json!(format!("https://dashboard.example.com/{i}")),
+                    )
                     .with("volume", json!(40)),
                 ModuleSettings::new("thymis_controller.modules.bash.BashModule").with(
                     "script",

@@ -60,7 +60,11 @@ fn render_module(
         serde_json::from_str(settings_json).map_err(value_error)?;
     let env = RenderEnv::default();
     let ctx = RenderContext {
-        kind: if tag { TargetKind::Tag } else { TargetKind::Config },
+        kind: if tag {
+            TargetKind::Tag
+        } else {
+            TargetKind::Config
+        },
         identifier,
         priority,
         env: &env,

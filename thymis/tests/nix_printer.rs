@@ -104,7 +104,9 @@ fn attribute_names_round_trip_through_nix() {
     for name in &names {
         attrs.set_path(vec![name.clone()], Expr::Bool(true));
     }
-    let printed = Expr::var("builtins.attrNames").apply(vec![attrs.into()]).to_nix();
+    let printed = Expr::var("builtins.attrNames")
+        .apply(vec![attrs.into()])
+        .to_nix();
     let evaluated = common::nix_eval_json(&printed);
     // Nix sorts attribute names bytewise, as Rust does for Strings.
     assert_eq!(evaluated, json!(names));

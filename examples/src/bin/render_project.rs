@@ -47,7 +47,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut repo = GitRepository::open_or_init(&dir, &registry, RenderOptions::default())?;
     let report = repo.save_state(&state, &registry)?;
-    println!("wrote {} files into {}", report.files.written.len(), dir.display());
+    println!(
+        "wrote {} files into {}",
+        report.files.written.len(),
+        dir.display()
+    );
     let commit = repo.commit(
         "Add the reception screen",
         Some(&Author {

@@ -61,6 +61,16 @@ pub fn check_value(setting: &Setting, value: &Json, path: &str, problems: &mut V
         }
         (SettingType::SystemdTimer(_), Json::Object(timer)) => check_timer(timer, path, problems),
         (SettingType::SystemdTimer(_), Json::Null) => {}
+        // Upstream's editor stores numbers typed into int fields as strings, and leaves
+        // untouched bool fields as ""; both render, so they are only worth a warning.
+        (SettingType::Int, Json::String(text)) if text.trim().parse::<i64>().is_ok() => problems
+            .push(Problem::warning(
+                path,
+                format!("the integer is stored as the string {text:?}"),
+            )),
+        (SettingType::Bool, Json::String(text)) if text.is_empty() => problems.push(
+            Problem::warning(path, "an empty string stands for false".to_owned()),
+        ),
         (ty, other) => fail(format!(
             "expected {}, found {}",
             expected_name(ty),

@@ -395,7 +395,7 @@ impl FlakeRef {
             FlakeRef::Indirect(i) => {
                 let mut s = i.id.clone();
                 let mut query: Vec<(&str, &str)> = Vec::new();
-                if i.ref_.as_deref().map_or(true, ref_fits_path) {
+                if i.ref_.as_deref().is_none_or(ref_fits_path) {
                     // `id/ref/rev` parses back unambiguously because the
                     // ref is neither 40-hex nor contains `/`.
                     for part in [&i.ref_, &i.rev].into_iter().flatten() {

@@ -244,6 +244,7 @@ fn check_modules(
             continue;
         };
         let info = module.info();
+        let errors_before = count_errors(problems);
         for (key, value) in &instance.settings {
             let setting_path = format!("{path}.settings.{key}");
             let Some(setting) = info.setting(key) else {
@@ -265,6 +266,10 @@ fn check_modules(
                 check_select_extras(extra, instance, key, kind, &setting_path, problems);
             }
         }
+        if count_errors(problems) > errors_before {
+            // The module would only trip over the values reported already.
+            continue;
+        }
         // Rendering finds what only the module knows, such as Custom Nix syntax errors.
         let env = RenderEnv::default();
         let ctx = RenderContext {
@@ -284,6 +289,13 @@ fn check_modules(
             )),
         }
     }
+}
+
+fn count_errors(problems: &[Problem]) -> usize {
+    problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count()
 }
 
 /// Upstream's editor hints, enforced: config-only settings and values restricted by another key.

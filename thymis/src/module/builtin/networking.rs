@@ -192,7 +192,10 @@ fn static_network_fields() -> Vec<Setting> {
             "IPv4",
             "IPv4",
             SettingType::String,
-            ("IPv4 address of the interface.", "IPv4-Adresse der Schnittstelle."),
+            (
+                "IPv4 address of the interface.",
+                "IPv4-Adresse der Schnittstelle.",
+            ),
             "",
         ),
         field(
@@ -200,7 +203,10 @@ fn static_network_fields() -> Vec<Setting> {
             "IPv4 Prefix Length",
             "IPv4 Präfix Länge",
             SettingType::Int,
-            ("Network prefix of the IPv4 address (0–32).", "Netzpräfix der IPv4-Adresse (0–32)."),
+            (
+                "Network prefix of the IPv4 address (0–32).",
+                "Netzpräfix der IPv4-Adresse (0–32).",
+            ),
             "",
         ),
         field(
@@ -208,7 +214,10 @@ fn static_network_fields() -> Vec<Setting> {
             "IPv6",
             "IPv6",
             SettingType::String,
-            ("IPv6 address of the interface.", "IPv6-Adresse der Schnittstelle."),
+            (
+                "IPv6 address of the interface.",
+                "IPv6-Adresse der Schnittstelle.",
+            ),
             "",
         ),
         field(
@@ -216,7 +225,10 @@ fn static_network_fields() -> Vec<Setting> {
             "IPv6 Prefix Length",
             "IPv6 Präfix Länge",
             SettingType::Int,
-            ("Network prefix of the IPv6 address (0–128).", "Netzpräfix der IPv6-Adresse (0–128)."),
+            (
+                "Network prefix of the IPv6 address (0–128).",
+                "Netzpräfix der IPv6-Adresse (0–128).",
+            ),
             "",
         ),
         field(
@@ -558,14 +570,6 @@ pub(super) mod read {
             text(self.fields.get(field), &self.field_key(field))
         }
 
-        /// A non-empty string field, or `None`.
-        pub(in crate::module::builtin) fn non_empty(
-            &self,
-            field: &str,
-        ) -> Result<Option<&'a str>, RenderError> {
-            Ok(Some(self.str(field)?).filter(|s| !s.is_empty()))
-        }
-
         /// An integer field; `None` when unset or `""`. Upstream's editor stores numbers as
         /// strings, so decimal strings are accepted.
         pub(in crate::module::builtin) fn int(
@@ -581,7 +585,10 @@ pub(super) mod read {
                     .ok_or_else(|| invalid(key(), format!("expected an integer, found {n}"))),
                 Some(Json::String(s)) if s.trim().is_empty() => Ok(None),
                 Some(Json::String(s)) => s.trim().parse().map(Some).map_err(|_| {
-                    invalid(key(), format!("expected an integer, found the string {s:?}"))
+                    invalid(
+                        key(),
+                        format!("expected an integer, found the string {s:?}"),
+                    )
                 }),
                 Some(other) => Err(invalid(
                     key(),

@@ -153,7 +153,10 @@ impl Module for SecurityAccess {
 
         // Upstream also passes the keys on as the freeform `thymis.config.authorized-keys`.
         let mut attrs = Map::new();
-        if settings.get("authorized_keys").is_some_and(|v| !v.is_null()) {
+        if settings
+            .get("authorized_keys")
+            .is_some_and(|v| !v.is_null())
+        {
             let entries = keys.iter().map(|k| json!({ "key": k.trim() })).collect();
             attrs.insert("authorized_keys".to_owned(), Json::Array(entries));
         }

@@ -1,0 +1,4 @@
+{ pkgs, lib, inputs, config, ... }:
+{
+networking.firewall.allowedTCPPorts = [ 8080 ];
+}
