@@ -67,6 +67,7 @@ fn render_module(
         },
         identifier,
         priority,
+        instance: 0,
         env: &env,
     };
     let output = module.render(&ctx, &settings).map_err(value_error)?;

@@ -52,6 +52,7 @@ fn render(
         kind,
         identifier,
         priority,
+        instance: 0,
         env: &env,
     };
     module

@@ -63,6 +63,7 @@ fn render(
         kind,
         identifier,
         priority,
+        instance: 0,
         env: &env,
     };
     let settings: Map<String, Value> = values.as_object().expect("settings object").clone();

@@ -198,3 +198,28 @@ fn flake_outputs_collect_host_and_tag_modules() {
     });
     assert_eq!(modules, expected);
 }
+
+/// Two instances of one module type get their own files and, for services, their own units.
+#[test]
+fn second_instances_get_their_own_file_and_service() {
+    let mut state = project_state();
+    let bash = state.configs[1].modules[1].clone();
+    state.configs[1].modules.push(bash);
+    let files = ProjectRenderer::new()
+        .render(&state, &ModuleRegistry::with_builtins(), &options())
+        .unwrap();
+    let first = &files["hosts/kitchen-vm/thymis_controller.modules.bash.BashModule.nix"];
+    let second = &files["hosts/kitchen-vm/thymis_controller.modules.bash.BashModule.2.nix"];
+    assert!(
+        first.contains("systemd.services.thymis-bash-service-hosts-kitchen-vm = {"),
+        "{first}"
+    );
+    assert!(
+        second.contains("systemd.services.thymis-bash-service-hosts-kitchen-vm-2 = {"),
+        "{second}"
+    );
+    assert!(
+        second.contains("systemd.timers.thymis-bash-service-hosts-kitchen-vm-2 = {"),
+        "{second}"
+    );
+}

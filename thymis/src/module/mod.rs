@@ -105,6 +105,8 @@ pub struct RenderContext<'a> {
     pub identifier: &'a str,
     /// mkOverride priority: 80 for configs, the tag's priority for tags.
     pub priority: i64,
+    /// 0 for the first instance of this module type in the config or tag, 1 for the second, …
+    pub instance: usize,
     /// Controller-wide values.
     pub env: &'a RenderEnv,
 }

@@ -145,6 +145,7 @@ impl ProjectRenderer {
                         kind,
                         identifier,
                         priority,
+                        instance: 0,
                         env: &options.env,
                     };
                     CachedTarget {
@@ -208,8 +209,12 @@ fn render_target(
         }
         let count = seen.entry(instance.module_type.as_str()).or_insert(0);
         let name = module_file_name(&instance.module_type, *count);
+        let ctx = RenderContext {
+            instance: *count,
+            ..*ctx
+        };
         *count += 1;
-        match module.render(ctx, &instance.settings) {
+        match module.render(&ctx, &instance.settings) {
             Ok(output) => files.push((name, Arc::from(output.to_text()))),
             Err(err) => problems.push(Problem::error(
                 &format!("{path}.modules[{i}]"),

@@ -276,6 +276,7 @@ fn check_modules(
             kind,
             identifier,
             priority,
+            instance: 0,
             env: &env,
         };
         match module.render(&ctx, &instance.settings) {

@@ -19,19 +19,19 @@ pub enum Schedule {
 /// The systemd unit name of an instance: `thymis-<language>-service-<folder>-<identifier>`,
 /// e.g. `thymis-bash-service-hosts-lobby-pi-1`.
 ///
-/// This is upstream's name (its path relative to the repository with `/` and `.` replaced by
-/// `-`), kept so that `journalctl -u …` and existing monitoring keep working after a migration.
-/// Known limitation: two instances of the same module in one config or tag get the same name,
-/// so their definitions merge into one unit (NixOS concatenates `script`; differing
-/// `serviceConfig` values conflict). The render context does not say which instance is
-/// rendered; once it does, later instances should get a `-<n>` suffix and the first keep this
-/// name.
+/// The first instance keeps upstream's name (its path relative to the repository with `/` and
+/// `.` replaced by `-`), so `journalctl -u …` and existing monitoring keep working after a
+/// migration; later instances of the same module get `-2`, `-3`, … so they stay separate units.
 pub fn service_name(language: &str, ctx: &RenderContext) -> String {
     let relative = format!("{}/{}", ctx.kind.folder(), ctx.identifier);
-    format!(
+    let base = format!(
         "thymis-{language}-service-{}",
         relative.replace(['/', '.'], "-")
-    )
+    );
+    match ctx.instance {
+        0 => base,
+        n => format!("{base}-{}", n + 1),
+    }
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> RenderError {
@@ -275,11 +275,17 @@ mod tests {
             kind: TargetKind::Tag,
             identifier: "lobby.screens",
             priority: 90,
+            instance: 0,
             env: &env,
         };
         assert_eq!(
             service_name("bash", &ctx),
             "thymis-bash-service-tags-lobby-screens"
+        );
+        let second = RenderContext { instance: 1, ..ctx };
+        assert_eq!(
+            service_name("bash", &second),
+            "thymis-bash-service-tags-lobby-screens-2"
         );
     }
 
