@@ -8,6 +8,13 @@ use crate::state::Problem;
 /// Checks `value` against `setting`'s type, appending a problem (with `path`) for every
 /// mismatch, including inside lists.
 pub fn check_value(setting: &Setting, value: &Json, path: &str, problems: &mut Vec<Problem>) {
+    if value.as_str().is_some_and(|s| s.contains('\0')) {
+        problems.push(Problem::error(
+            path,
+            "contains a NUL character, which Nix strings cannot hold".to_owned(),
+        ));
+        return;
+    }
     let mut fail = |message: String| problems.push(Problem::error(path, message));
     match (&setting.ty, value) {
         (

@@ -363,6 +363,7 @@ fn indented(s: &NixString, indent: usize) -> Option<String> {
                         }
                         '$' if chars.peek() == Some(&'{') => escape(out, "''$"),
                         '$' if chars.peek().is_none() && before_interp => escape(out, "''$"),
+                        '\0' => true,
                         '\t' => escape(out, "''\\t"),
                         '\r' => escape(out, "''\\r"),
                         _ => {
@@ -411,6 +412,8 @@ fn push_double_quoted_lit(out: &mut String, text: &str, before_interp: bool) {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
+            // Nix strings cannot hold NUL (validation reports it); never emit it.
+            '\0' => {}
             '$' if chars.peek() == Some(&'{') => out.push_str("\\$"),
             '$' if chars.peek().is_none() && before_interp => out.push_str("\\$"),
             _ => out.push(c),
@@ -471,6 +474,11 @@ mod tests {
     #[test]
     fn lone_quote_before_an_escape_stays_double_quoted() {
         assert_eq!(Expr::str("a\n'${b}").to_nix(), r#""a\n'\${b}""#);
+    }
+
+    #[test]
+    fn nul_is_never_emitted() {
+        assert_eq!(Expr::str("a\0b").to_nix(), "\"ab\"");
     }
 
     #[test]
