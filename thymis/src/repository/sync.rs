@@ -2,11 +2,11 @@
 //! written, each through a temporary file and a rename; all temporary files are written before
 //! the first rename, so a failure while writing leaves the previous project untouched.
 
-use std::collections::{hash_map::DefaultHasher, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
-use std::hash::{Hash, Hasher};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::render::ProjectFiles;
 
@@ -26,17 +26,16 @@ pub struct SyncReport {
     pub deleted: Vec<String>,
 }
 
-/// Remembers a hash of every generated file as last written, so later syncs compare in memory
-/// instead of reading the project back from disk.
+/// Remembers the content of every generated file as last written, so later syncs compare in
+/// memory instead of reading the project back. The texts are shared with the renderer's cache,
+/// so a file of an unchanged config is recognised by pointer without comparing its bytes.
 #[derive(Debug, Default)]
 pub struct DiskMirror {
-    known: Option<HashMap<String, u64>>,
+    known: Option<HashMap<String, Arc<str>>>,
 }
 
-fn content_hash(text: &str) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    text.hash(&mut hasher);
-    hasher.finish()
+fn same(a: &Arc<str>, b: &Arc<str>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
 }
 
 impl DiskMirror {
@@ -45,8 +44,8 @@ impl DiskMirror {
         self.known = None;
     }
 
-    /// Hashes of the generated files currently on disk.
-    fn current(&mut self, root: &Path) -> io::Result<&mut HashMap<String, u64>> {
+    /// The generated files currently on disk.
+    fn current(&mut self, root: &Path) -> io::Result<&mut HashMap<String, Arc<str>>> {
         if self.known.is_none() {
             self.known = Some(scan(root)?);
         }
@@ -56,10 +55,9 @@ impl DiskMirror {
     /// Writes what changed and deletes generated files that are no longer produced.
     pub fn sync(&mut self, root: &Path, files: &ProjectFiles) -> io::Result<SyncReport> {
         let current = self.current(root)?;
-        let changed: Vec<(&String, &str)> = files
+        let changed: Vec<(&String, &Arc<str>)> = files
             .iter()
-            .filter(|(path, text)| current.get(*path) != Some(&content_hash(text)))
-            .map(|(path, text)| (path, &**text))
+            .filter(|(path, text)| !current.get(*path).is_some_and(|old| same(old, text)))
             .collect();
         let stale: Vec<String> = current
             .keys()
@@ -77,8 +75,10 @@ impl DiskMirror {
         };
         let result = commit_all(root, staged, &stale);
         let current = self.known.get_or_insert_with(HashMap::new);
-        for (path, text) in &changed {
-            current.insert((*path).clone(), content_hash(text));
+        // Keep the renderer's texts (also for unchanged files read from disk) so the next
+        // comparison is a pointer check and the disk copy is not held twice.
+        for (path, text) in files {
+            current.insert(path.clone(), text.clone());
         }
         for path in &stale {
             current.remove(path);
@@ -103,20 +103,23 @@ fn is_generated(path: &str) -> bool {
         })
 }
 
+/// Reads a generated file; text that is not UTF-8 differs from anything we render.
+fn read_text(path: &Path) -> io::Result<Option<Arc<str>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(
+            String::from_utf8(bytes).map_or_else(|_| Arc::from("\u{fffd}"), Arc::from),
+        )),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
 /// Reads the generated files on disk (first sync after opening a project).
-fn scan(root: &Path) -> io::Result<HashMap<String, u64>> {
+fn scan(root: &Path) -> io::Result<HashMap<String, Arc<str>>> {
     let mut known = HashMap::new();
     for top in ["flake.nix", STATE_FILE] {
-        match fs::read_to_string(root.join(top)) {
-            Ok(text) => {
-                known.insert(top.to_owned(), content_hash(&text));
-            }
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) if err.kind() == io::ErrorKind::InvalidData => {
-                // Not UTF-8: certainly different from anything we render.
-                known.insert(top.to_owned(), 0);
-            }
-            Err(err) => return Err(err),
+        if let Some(text) = read_text(&root.join(top))? {
+            known.insert(top.to_owned(), text);
         }
     }
     for folder in GENERATED_FOLDERS {
@@ -125,7 +128,7 @@ fn scan(root: &Path) -> io::Result<HashMap<String, u64>> {
     Ok(known)
 }
 
-fn scan_dir(root: &Path, relative: &Path, known: &mut HashMap<String, u64>) -> io::Result<()> {
+fn scan_dir(root: &Path, relative: &Path, known: &mut HashMap<String, Arc<str>>) -> io::Result<()> {
     let entries = match fs::read_dir(root.join(relative)) {
         Ok(entries) => entries,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -139,13 +142,8 @@ fn scan_dir(root: &Path, relative: &Path, known: &mut HashMap<String, u64>) -> i
         };
         if entry.file_type()?.is_dir() {
             scan_dir(root, &path, known)?;
-        } else {
-            let hash = match fs::read_to_string(root.join(&path)) {
-                Ok(text) => content_hash(&text),
-                Err(err) if err.kind() == io::ErrorKind::InvalidData => 0,
-                Err(err) => return Err(err),
-            };
-            known.insert(key, hash);
+        } else if let Some(text) = read_text(&root.join(&path))? {
+            known.insert(key, text);
         }
     }
     Ok(())
@@ -157,7 +155,7 @@ struct Staged {
 }
 
 /// Phase one: every changed file is written to a temporary file beside its target.
-fn stage_all(root: &Path, changed: &[(&String, &str)]) -> io::Result<Vec<Staged>> {
+fn stage_all(root: &Path, changed: &[(&String, &Arc<str>)]) -> io::Result<Vec<Staged>> {
     let mut staged = Vec::with_capacity(changed.len());
     for (path, text) in changed {
         match stage_one(root, path, text) {
