@@ -562,42 +562,45 @@ fn invalid_key(module: &str, values: Value) -> String {
 #[test]
 fn wrong_json_types_are_reported_not_panicked() {
     assert_eq!(invalid_key(OCI, json!({"containers": "web"})), "containers");
-    assert_eq!(invalid_key(OCI, json!({"containers": [1]})), "containers");
+    assert_eq!(
+        invalid_key(OCI, json!({"containers": [1]})),
+        "containers[0]"
+    );
     assert_eq!(
         invalid_key(OCI, json!({"containers": [{"container_name": ["x"]}]})),
-        "containers"
+        "containers[0].container_name"
     );
     assert_eq!(
         invalid_key(
             OCI,
             json!({"containers": [{"container_name": "a", "ports": {"host": "1"}}]})
         ),
-        "containers"
+        "containers[0].ports"
     );
     assert_eq!(
         invalid_key(
             OCI,
             json!({"containers": [{"container_name": "a", "environment": [{"key": "K", "value": true}]}]})
         ),
-        "containers"
+        "containers[0].environment[0].value"
     );
     assert_eq!(
         invalid_key(OCI, json!({"containers": [{"container_name": "a b"}]})),
-        "containers"
+        "containers[0].container_name"
     );
     assert_eq!(
         invalid_key(
             OCI,
             json!({"containers": [{"container_name": "a"}, {"container_name": "a"}]})
         ),
-        "containers"
+        "containers[1].container_name"
     );
     assert_eq!(
         invalid_key(
             OCI,
             json!({"containers": [{"container_name": "a", "labels": [{"key": "k"}, {"key": "k"}]}]})
         ),
-        "containers"
+        "containers[0].labels[1].key"
     );
     assert_eq!(invalid_key(KIOSK, json!({"kiosk_url": 5})), "kiosk_url");
     assert_eq!(
@@ -614,7 +617,7 @@ fn wrong_json_types_are_reported_not_panicked() {
     assert_eq!(invalid_key(BASH, json!({"packages": "curl"})), "packages");
     assert_eq!(
         invalid_key(BASH, json!({"packages": [{"package": 1}]})),
-        "packages"
+        "packages[0].package"
     );
     assert_eq!(
         invalid_key(BASH, json!({"timer_config": "daily"})),
@@ -622,15 +625,15 @@ fn wrong_json_types_are_reported_not_panicked() {
     );
     assert_eq!(
         invalid_key(BASH, json!({"timer_config": {"timer_type": "hourly"}})),
-        "timer_config"
+        "timer_config.timer_type"
     );
     assert_eq!(
         invalid_key(PYTHON, json!({"timer_config": {"on_calendar": "daily"}})),
-        "timer_config"
+        "timer_config.on_calendar"
     );
     assert_eq!(
         invalid_key(PYTHON, json!({"python_packages": [["requests"]]})),
-        "python_packages"
+        "python_packages[0]"
     );
 }
 

@@ -15,7 +15,7 @@ pub use setting::{
     list_of, select_labelled, select_values, OnDevice, SecretKind, SecretProcessing, SecretSetting,
     Setting, SettingType, Text, TimerDefaults,
 };
-pub use values::check_value;
+pub use values::{check_value, SettingValues};
 
 /// Everything about a module that does not depend on a particular instance.
 #[derive(Debug, Clone)]
@@ -189,7 +189,7 @@ pub struct SecretRequirement {
 /// impl Module for Motd {
 ///     fn info(&self) -> &ModuleInfo { &self.0 }
 ///     fn render(&self, ctx: &RenderContext, settings: &Map<String, Value>) -> Result<ModuleOutput, RenderError> {
-///         let text = self.0.values(settings).str("text");
+///         let text = self.0.values(settings).str("text")?;
 ///         let mut body = AttrSet::new();
 ///         body.set("users.motd", mk_override(ctx.priority, text));
 ///         Ok(ModuleOutput::module(body))
@@ -258,70 +258,5 @@ fn collect_secrets(
             }
             _ => {}
         }
-    }
-}
-
-impl ModuleInfo {
-    /// Typed access to an instance's values with this module's defaults filled in.
-    pub fn values<'a>(&'a self, settings: &'a Map<String, Json>) -> SettingValues<'a> {
-        SettingValues {
-            info: self,
-            settings,
-        }
-    }
-}
-
-/// An instance's setting values, falling back to the schema's defaults.
-#[derive(Debug, Clone, Copy)]
-pub struct SettingValues<'a> {
-    info: &'a ModuleInfo,
-    settings: &'a Map<String, Json>,
-}
-
-impl<'a> SettingValues<'a> {
-    /// The value the user set, if any.
-    pub fn set(&self, key: &str) -> Option<&'a Json> {
-        self.settings.get(key)
-    }
-
-    /// The value the user set, else the default, else `null`.
-    pub fn get(&self, key: &str) -> &'a Json {
-        const NULL: Json = Json::Null;
-        self.settings
-            .get(key)
-            .or_else(|| self.info.setting(key).and_then(|s| s.default.as_ref()))
-            .unwrap_or(&NULL)
-    }
-
-    /// A string value ("" when unset or not a string).
-    pub fn str(&self, key: &str) -> &'a str {
-        self.get(key).as_str().unwrap_or_default()
-    }
-
-    /// A boolean value (false when unset or not a bool).
-    pub fn bool(&self, key: &str) -> bool {
-        self.get(key).as_bool().unwrap_or(false)
-    }
-
-    /// An integer value.
-    pub fn int(&self, key: &str) -> Option<i64> {
-        self.get(key).as_i64()
-    }
-
-    /// The objects of a list value (non-objects are skipped; validation reports them).
-    pub fn list(&self, key: &str) -> Vec<&'a Map<String, Json>> {
-        self.get(key)
-            .as_array()
-            .map(|items| items.iter().filter_map(Json::as_object).collect())
-            .unwrap_or_default()
-    }
-
-    /// The non-empty strings under `field` of each element of a list value.
-    pub fn list_strings(&self, key: &str, field: &str) -> Vec<&'a str> {
-        self.list(key)
-            .into_iter()
-            .filter_map(|item| item.get(field).and_then(Json::as_str))
-            .filter(|s| !s.is_empty())
-            .collect()
     }
 }

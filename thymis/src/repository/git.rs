@@ -192,9 +192,11 @@ impl Repository for GitRepository {
     ) -> Result<SaveReport, RepositoryError> {
         let files = self.renderer.render(state, registry, &self.options)?;
         let report = self.mirror.sync(&self.root, &files)?;
-        if !report.written.is_empty() || !report.deleted.is_empty() {
+        // Nix reads a git flake's tracked files from the working tree, so only new and removed
+        // files need the index; changed ones are staged by the next commit.
+        if !report.created.is_empty() || !report.deleted.is_empty() {
             let mut index = self.repo.index()?;
-            for path in &report.written {
+            for path in &report.created {
                 index.add_path(Path::new(path))?;
             }
             for path in &report.deleted {

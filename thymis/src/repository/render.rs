@@ -27,9 +27,9 @@ impl Default for RenderOptions {
     }
 }
 
-/// The rendered project: repository-relative path → content. Shared contents are reference
-/// counted because unchanged configs reuse the text of the previous render.
-pub type ProjectFiles = BTreeMap<String, Arc<str>>;
+/// The rendered project: repository-relative path → content. Paths and contents are reference
+/// counted because unchanged configs reuse those of the previous render.
+pub type ProjectFiles = BTreeMap<Arc<str>, Arc<str>>;
 
 /// Why the project could not be rendered. Nothing is written in that case.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -62,7 +62,7 @@ fn join_problems(problems: &[Problem]) -> String {
 struct CachedTarget {
     priority: i64,
     modules: Vec<ModuleSettings>,
-    files: Vec<(String, Arc<str>)>,
+    files: Vec<(Arc<str>, Arc<str>)>,
 }
 
 /// Renders projects, reusing the output of configs and tags whose modules did not change.
@@ -115,8 +115,10 @@ impl ProjectRenderer {
                     .enumerate()
                     .map(|(i, t)| (TargetKind::Tag, i, &t.identifier, t.priority, &t.modules)),
             );
-        let mut problems = Vec::new();
+        // Reuse what did not change; collect the rest to render.
+        let mut order = Vec::new();
         let mut live = HashMap::with_capacity(self.cache.len());
+        let mut misses = Vec::new();
         for (kind, index, identifier, priority, modules) in targets {
             // Upstream skips configs with an empty identifier.
             if identifier.is_empty() {
@@ -126,51 +128,112 @@ impl ProjectRenderer {
                 TargetKind::Config => "configs",
                 TargetKind::Tag => "tags",
             };
-            let path = format!("$.{list}[{index}]");
             if let Some(message) = crate::state::folder_name_problem(identifier) {
                 return Err(RenderFailure::Identifier {
-                    path: format!("{path}.identifier"),
+                    path: format!("$.{list}[{index}].identifier"),
                     message,
                 });
             }
             let key = (kind, identifier.clone());
-            let cached = self
+            let hit = self
                 .cache
                 .remove(&key)
                 .filter(|c| c.priority == priority && &c.modules == modules);
-            let target = match cached {
-                Some(hit) => hit,
-                None => {
-                    let ctx = RenderContext {
-                        kind,
-                        identifier,
-                        priority,
-                        instance: 0,
-                        env: &options.env,
-                    };
-                    CachedTarget {
-                        priority,
-                        modules: modules.clone(),
-                        files: render_target(&ctx, modules, registry, &path, &mut problems),
-                    }
+            match hit {
+                Some(target) => {
+                    live.insert(key.clone(), target);
                 }
-            };
-            let folder = format!("{}/{identifier}", kind.folder());
-            files.insert(format!("{folder}/.gitkeep"), Arc::from(""));
-            for (name, text) in &target.files {
-                files.insert(format!("{folder}/{name}"), text.clone());
+                None => misses.push(Miss {
+                    key: key.clone(),
+                    json_path: format!("$.{list}[{index}]"),
+                    priority,
+                    modules,
+                }),
             }
+            order.push(key);
+        }
+
+        let mut problems = Vec::new();
+        for (key, target, target_problems) in render_misses(misses, registry, &options.env) {
+            problems.extend(target_problems);
             live.insert(key, target);
         }
-        self.cache = live;
-        if problems.is_empty() {
-            Ok(files)
-        } else {
-            // Forget the failed targets' cache entries so a fixed state re-renders them.
-            self.cache.clear();
-            Err(RenderFailure::Modules(problems))
+        if !problems.is_empty() {
+            // Forget the failed targets so a fixed state renders them again.
+            self.cache = HashMap::new();
+            return Err(RenderFailure::Modules(problems));
         }
+        for key in &order {
+            if let Some(target) = live.get(key) {
+                for (path, text) in &target.files {
+                    files.insert(path.clone(), text.clone());
+                }
+            }
+        }
+        self.cache = live;
+        Ok(files)
     }
+}
+
+/// A config or tag that must be rendered.
+struct Miss<'a> {
+    key: (TargetKind, String),
+    json_path: String,
+    priority: i64,
+    modules: &'a Vec<ModuleSettings>,
+}
+
+type Rendered = ((TargetKind, String), CachedTarget, Vec<Problem>);
+
+/// Renders the targets, spread over the machine's cores when there are many (a full render of a
+/// large fleet).
+fn render_misses(misses: Vec<Miss>, registry: &ModuleRegistry, env: &RenderEnv) -> Vec<Rendered> {
+    const PER_THREAD_MINIMUM: usize = 64;
+    let render_one = |miss: Miss| {
+        let ((kind, identifier), json_path) = (miss.key, miss.json_path);
+        let ctx = RenderContext {
+            kind,
+            identifier: &identifier,
+            priority: miss.priority,
+            instance: 0,
+            env,
+        };
+        let mut problems = Vec::new();
+        let files = render_target(&ctx, miss.modules, registry, &json_path, &mut problems);
+        let target = CachedTarget {
+            priority: miss.priority,
+            modules: miss.modules.clone(),
+            files,
+        };
+        ((kind, identifier), target, problems)
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(misses.len() / PER_THREAD_MINIMUM)
+        .max(1);
+    if threads == 1 {
+        return misses.into_iter().map(render_one).collect();
+    }
+    let chunk_size = misses.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<Miss>> = Vec::with_capacity(threads);
+    let mut misses = misses.into_iter().peekable();
+    while misses.peek().is_some() {
+        chunks.push(misses.by_ref().take(chunk_size).collect());
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| scope.spawn(move || chunk.into_iter().map(render_one).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 /// File name of the `n`th (0-based) instance of a module type: the first keeps upstream's
@@ -183,15 +246,19 @@ fn module_file_name(module_type: &str, instance: usize) -> String {
     }
 }
 
+/// The files of one config or tag, with repository-relative paths.
 fn render_target(
     ctx: &RenderContext,
     modules: &[ModuleSettings],
     registry: &ModuleRegistry,
     path: &str,
     problems: &mut Vec<Problem>,
-) -> Vec<(String, Arc<str>)> {
+) -> Vec<(Arc<str>, Arc<str>)> {
+    let folder = format!("{}/{}", ctx.kind.folder(), ctx.identifier);
     let mut seen: HashMap<&str, usize> = HashMap::new();
-    let mut files = Vec::with_capacity(modules.len());
+    let mut files = Vec::with_capacity(modules.len() + 1);
+    // Git keeps no empty folders, and the flake reads every listed tag's folder.
+    files.push((Arc::from(format!("{folder}/.gitkeep")), Arc::from("")));
     for (i, instance) in modules.iter().enumerate() {
         let Some(module) = registry.get(&instance.module_type) else {
             tracing::warn!(module_type = %instance.module_type, target = ctx.identifier, "unknown module type skipped");
@@ -215,7 +282,10 @@ fn render_target(
         };
         *count += 1;
         match module.render(&ctx, &instance.settings) {
-            Ok(output) => files.push((name, Arc::from(output.to_text()))),
+            Ok(output) => files.push((
+                Arc::from(format!("{folder}/{name}")),
+                Arc::from(output.to_text()),
+            )),
             Err(err) => problems.push(Problem::error(
                 &format!("{path}.modules[{i}]"),
                 err.to_string(),

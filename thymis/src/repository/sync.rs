@@ -22,6 +22,8 @@ const STATE_FILE: &str = "state.json";
 pub struct SyncReport {
     /// Files created or rewritten.
     pub written: Vec<String>,
+    /// The files among `written` that did not exist before.
+    pub created: Vec<String>,
     /// Files deleted.
     pub deleted: Vec<String>,
 }
@@ -31,11 +33,7 @@ pub struct SyncReport {
 /// so a file of an unchanged config is recognised by pointer without comparing its bytes.
 #[derive(Debug, Default)]
 pub struct DiskMirror {
-    known: Option<HashMap<String, Arc<str>>>,
-}
-
-fn same(a: &Arc<str>, b: &Arc<str>) -> bool {
-    Arc::ptr_eq(a, b) || a == b
+    known: Option<HashMap<Arc<str>, Arc<str>>>,
 }
 
 impl DiskMirror {
@@ -45,7 +43,7 @@ impl DiskMirror {
     }
 
     /// The generated files currently on disk.
-    fn current(&mut self, root: &Path) -> io::Result<&mut HashMap<String, Arc<str>>> {
+    fn current(&mut self, root: &Path) -> io::Result<&mut HashMap<Arc<str>, Arc<str>>> {
         if self.known.is_none() {
             self.known = Some(scan(root)?);
         }
@@ -55,15 +53,33 @@ impl DiskMirror {
     /// Writes what changed and deletes generated files that are no longer produced.
     pub fn sync(&mut self, root: &Path, files: &ProjectFiles) -> io::Result<SyncReport> {
         let current = self.current(root)?;
-        let changed: Vec<(&String, &Arc<str>)> = files
-            .iter()
-            .filter(|(path, text)| !current.get(*path).is_some_and(|old| same(old, text)))
-            .collect();
-        let stale: Vec<String> = current
-            .keys()
-            .filter(|path| !files.contains_key(*path) && is_generated(path))
-            .cloned()
-            .collect();
+        let mut changed: Vec<(&Arc<str>, &Arc<str>)> = Vec::new();
+        // Equal texts held twice (e.g. read from disk): keep the renderer's copy afterwards,
+        // so the next comparison is a pointer check.
+        let mut relink: Vec<(&Arc<str>, &Arc<str>)> = Vec::new();
+        let mut created = Vec::new();
+        for (path, text) in files {
+            match current.get(&**path) {
+                Some(old) if Arc::ptr_eq(old, text) => {}
+                Some(old) if old == text => relink.push((path, text)),
+                Some(_) => changed.push((path, text)),
+                None => {
+                    created.push(path.to_string());
+                    changed.push((path, text));
+                }
+            }
+        }
+        // Every file on disk is rendered again unless the disk holds more than the render
+        // minus the new files; only then look for stale ones.
+        let stale: Vec<Arc<str>> = if current.len() + created.len() == files.len() {
+            Vec::new()
+        } else {
+            current
+                .keys()
+                .filter(|path| !files.contains_key(&***path) && is_generated(path))
+                .cloned()
+                .collect()
+        };
 
         let staged = match stage_all(root, &changed) {
             Ok(staged) => staged,
@@ -75,10 +91,8 @@ impl DiskMirror {
         };
         let result = commit_all(root, staged, &stale);
         let current = self.known.get_or_insert_with(HashMap::new);
-        // Keep the renderer's texts (also for unchanged files read from disk) so the next
-        // comparison is a pointer check and the disk copy is not held twice.
-        for (path, text) in files {
-            current.insert(path.clone(), text.clone());
+        for (path, text) in changed.iter().chain(&relink) {
+            current.insert((*path).clone(), (*text).clone());
         }
         for path in &stale {
             current.remove(path);
@@ -88,8 +102,9 @@ impl DiskMirror {
         }
         result?;
         Ok(SyncReport {
-            written: changed.into_iter().map(|(p, _)| p.clone()).collect(),
-            deleted: stale,
+            written: changed.into_iter().map(|(p, _)| p.to_string()).collect(),
+            created,
+            deleted: stale.iter().map(|p| p.to_string()).collect(),
         })
     }
 }
@@ -115,11 +130,11 @@ fn read_text(path: &Path) -> io::Result<Option<Arc<str>>> {
 }
 
 /// Reads the generated files on disk (first sync after opening a project).
-fn scan(root: &Path) -> io::Result<HashMap<String, Arc<str>>> {
+fn scan(root: &Path) -> io::Result<HashMap<Arc<str>, Arc<str>>> {
     let mut known = HashMap::new();
     for top in ["flake.nix", STATE_FILE] {
         if let Some(text) = read_text(&root.join(top))? {
-            known.insert(top.to_owned(), text);
+            known.insert(Arc::from(top), text);
         }
     }
     for folder in GENERATED_FOLDERS {
@@ -128,7 +143,11 @@ fn scan(root: &Path) -> io::Result<HashMap<String, Arc<str>>> {
     Ok(known)
 }
 
-fn scan_dir(root: &Path, relative: &Path, known: &mut HashMap<String, Arc<str>>) -> io::Result<()> {
+fn scan_dir(
+    root: &Path,
+    relative: &Path,
+    known: &mut HashMap<Arc<str>, Arc<str>>,
+) -> io::Result<()> {
     let entries = match fs::read_dir(root.join(relative)) {
         Ok(entries) => entries,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -137,7 +156,7 @@ fn scan_dir(root: &Path, relative: &Path, known: &mut HashMap<String, Arc<str>>)
     for entry in entries {
         let entry = entry?;
         let path = relative.join(entry.file_name());
-        let Some(key) = path.to_str().map(str::to_owned) else {
+        let Some(key) = path.to_str().map(Arc::from) else {
             continue;
         };
         if entry.file_type()?.is_dir() {
@@ -155,7 +174,7 @@ struct Staged {
 }
 
 /// Phase one: every changed file is written to a temporary file beside its target.
-fn stage_all(root: &Path, changed: &[(&String, &Arc<str>)]) -> io::Result<Vec<Staged>> {
+fn stage_all(root: &Path, changed: &[(&Arc<str>, &Arc<str>)]) -> io::Result<Vec<Staged>> {
     let mut staged = Vec::with_capacity(changed.len());
     for (path, text) in changed {
         match stage_one(root, path, text) {
@@ -198,7 +217,7 @@ fn discard(staged: &[Staged]) {
 
 /// Phase two: renames (state.json last, so the source of truth changes only once every derived
 /// file is in place), then deletions and the removal of folders left empty.
-fn commit_all(root: &Path, mut staged: Vec<Staged>, stale: &[String]) -> io::Result<()> {
+fn commit_all(root: &Path, mut staged: Vec<Staged>, stale: &[Arc<str>]) -> io::Result<()> {
     staged.sort_by_key(|s| s.target.ends_with(STATE_FILE));
     for (i, entry) in staged.iter().enumerate() {
         if let Err(err) = fs::rename(&entry.temp, &entry.target) {
@@ -212,12 +231,12 @@ fn commit_all(root: &Path, mut staged: Vec<Staged>, stale: &[String]) -> io::Res
     }
     let mut parents = BTreeSet::new();
     for path in stale {
-        match fs::remove_file(root.join(path)) {
+        match fs::remove_file(root.join(&**path)) {
             Ok(()) => {}
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
             Err(err) => return Err(err),
         }
-        if let Some(parent) = Path::new(path).parent() {
+        if let Some(parent) = Path::new(&**path).parent() {
             parents.insert(parent.to_path_buf());
         }
     }
@@ -264,7 +283,7 @@ pub(crate) mod tests {
     fn files(entries: &[(&str, &str)]) -> ProjectFiles {
         entries
             .iter()
-            .map(|(p, t)| ((*p).to_owned(), Arc::from(*t)))
+            .map(|(p, t)| (Arc::from(*p), Arc::from(*t)))
             .collect()
     }
 

@@ -1,13 +1,10 @@
 //! The Bash module (`BashModule`): a user's shell script run as a systemd service, either on a
 //! timer or as a daemon, with chosen nixpkgs packages on its `PATH`.
 
-use serde_json::{json, Map, Value as Json};
+use serde_json::{Map, Value as Json};
 
 use super::timer;
-use crate::module::{
-    list_of, Module, ModuleInfo, ModuleOutput, RenderContext, RenderError, Setting, SettingType,
-    Text, TimerDefaults,
-};
+use crate::module::{Module, ModuleInfo, ModuleOutput, RenderContext, RenderError, Text};
 use crate::nix::{AttrSet, Expr};
 
 /// The Bash module.
@@ -26,62 +23,32 @@ impl BashModule {
             Some(Text::en_de("Advanced", "Erweitert")),
             super::icons::glyph::SHELL,
             vec![
-                Setting::new(
-                    "timer_config",
-                    Text::en_de("Timer Configuration", "Timer Konfiguration"),
-                    SettingType::SystemdTimer(TimerDefaults::default()),
-                )
-                .description(Text::en_de(
-                    "When the script runs. Without a timer (or with a continuous one) it runs as a service that is restarted whenever it exits.",
-                    "Wann das Skript läuft. Ohne Timer (oder mit einem durchgehenden) läuft es als Dienst, der nach jedem Beenden neu gestartet wird.",
-                ))
-                .default_value(Json::Null)
-                .example("")
-                .order(10),
-                Setting::new(
+                timer::timer_setting("script", "das Skript"),
+                timer::package_list(
                     "packages",
                     Text::en_de("Required Packages", "Benötigte Pakete"),
-                    list_of(
-                        vec![Setting::new(
-                            "package",
-                            Text::en_de("Package", "Paket"),
-                            SettingType::String,
-                        )
-                        .description(Text::en_de(
-                            "Attribute name in nixpkgs, e.g. `curl` or `nodePackages.pnpm`.",
-                            "Attributname in nixpkgs, z. B. `curl` oder `nodePackages.pnpm`.",
-                        ))],
-                        Some(Text::en_de("Package", "Paket")),
+                    Text::en_de("Package", "Paket"),
+                    Some(Text::en_de(
+                        "Attribute name in nixpkgs, e.g. `curl` or `nodePackages.pnpm`.",
+                        "Attributname in nixpkgs, z. B. `curl` oder `nodePackages.pnpm`.",
+                    )),
+                    Text::en_de(
+                        "Programs the script calls, by their nixpkgs name (see https://search.nixos.org/packages).",
+                        "Programme, die das Skript aufruft, mit ihrem nixpkgs-Namen (siehe https://search.nixos.org/packages).",
                     ),
-                )
-                .description(Text::en_de(
-                    "Programs the script calls, by their nixpkgs name (see https://search.nixos.org/packages).",
-                    "Programme, die das Skript aufruft, mit ihrem nixpkgs-Namen (siehe https://search.nixos.org/packages).",
-                ))
-                .default_value(json!([]))
-                .order(20),
-                Setting::new(
-                    "script",
+                    20,
+                ),
+                timer::script_setting(
                     Text::en_de("Bash Script", "Bash-Skript"),
-                    SettingType::TextareaCode {
-                        language: Some("bash".to_owned()),
-                    },
-                )
-                .description(Text::en_de(
-                    "The commands to run; they run as root, and the script stops at the first failing command.",
-                    "Die auszuführenden Befehle; sie laufen als root, und das Skript endet beim ersten fehlschlagenden Befehl.",
-                ))
-                .default_value(json!(""))
-                .example("")
-                .order(30),
+                    "bash",
+                    Text::en_de(
+                        "The commands to run; they run as root, and the script stops at the first failing command.",
+                        "Die auszuführenden Befehle; sie laufen als root, und das Skript endet beim ersten fehlschlagenden Befehl.",
+                    ),
+                    30,
+                ),
             ],
         ))
-    }
-}
-
-impl Default for BashModule {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -98,21 +65,12 @@ impl Module for BashModule {
         settings: &Map<String, Json>,
     ) -> Result<ModuleOutput, RenderError> {
         let values = self.0.values(settings);
-        let schedule = timer::schedule(&values, "timer_config")?;
+        let service = timer::Service::new("bash", ctx, &values)?;
         let mut unit = AttrSet::new();
-        unit.set("script", timer::script(&values, "script")?).set(
+        unit.set("script", timer::script(&values)?).set(
             "path",
             Expr::List(timer::packages(&values, "packages", "pkgs")?),
         );
-        let mut body = AttrSet::new();
-        timer::add_service(
-            &mut body,
-            &timer::service_name("bash", ctx),
-            unit,
-            AttrSet::new(),
-            schedule,
-            |unit| unit,
-        );
-        Ok(ModuleOutput::module(body))
+        Ok(service.module(unit, AttrSet::new(), |unit| unit))
     }
 }

@@ -43,12 +43,6 @@ impl CustomNix {
     }
 }
 
-impl Default for CustomNix {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Module for CustomNix {
     fn info(&self) -> &ModuleInfo {
         &self.0
@@ -62,7 +56,7 @@ impl Module for CustomNix {
         _ctx: &RenderContext,
         settings: &Map<String, Json>,
     ) -> Result<ModuleOutput, RenderError> {
-        let text = self.0.values(settings).str("settings");
+        let text = self.0.values(settings).str("settings")?;
         if text.trim().is_empty() {
             return Ok(ModuleOutput::Verbatim(format!("{HEADER}\n{{\n}}\n")));
         }

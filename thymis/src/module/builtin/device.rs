@@ -140,12 +140,6 @@ impl Device {
     }
 }
 
-impl Default for Device {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Module for Device {
     fn info(&self) -> &ModuleInfo {
         &self.0
@@ -157,8 +151,8 @@ impl Module for Device {
         settings: &Map<String, Json>,
     ) -> Result<ModuleOutput, RenderError> {
         let values = self.0.values(settings);
-        let device_type = values.str("device_type");
-        let image_format = values.str("image_format");
+        let device_type = values.str("device_type")?;
+        let image_format = values.str("image_format")?;
         let mut imports = Vec::new();
         if ctx.kind == TargetKind::Config {
             if !device_type.is_empty() {
@@ -175,7 +169,7 @@ impl Module for Device {
         }
         let mut body = AttrSet::new();
         body.set("imports", Expr::List(imports));
-        let url = values.str("agent_controller_url");
+        let url = values.str("agent_controller_url")?;
         let controller_url = if url.is_empty() {
             let fallback = ctx
                 .env
@@ -188,7 +182,7 @@ impl Module for Device {
             mk_override(ctx.priority, url)
         };
         body.set("thymis.config.agent.controller-url", controller_url);
-        let device_name = values.str("device_name");
+        let device_name = values.str("device_name")?;
         if !device_name.is_empty() {
             body.set(
                 "thymis.config.device-name",

@@ -10,8 +10,6 @@ use crate::module::{
 };
 use crate::nix::{AttrSet, BinOp, Expr, NixString};
 
-use super::networking::read;
-
 /// The Files module.
 pub struct Files(ModuleInfo);
 
@@ -147,12 +145,6 @@ fn placement_fields(
     ]
 }
 
-impl Default for Files {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Module for Files {
     fn info(&self) -> &ModuleInfo {
         &self.0
@@ -165,15 +157,16 @@ impl Module for Files {
         _ctx: &RenderContext,
         settings: &Map<String, Json>,
     ) -> Result<ModuleOutput, RenderError> {
+        let values = self.0.values(settings);
         // Secrets emit no Nix, but wrongly typed entries are still reported here.
-        for item in read::items(settings, "secrets")? {
+        for item in values.items("secrets")? {
             for field in ["secret", "path", "owner", "group", "mode"] {
                 item.str(field)?;
             }
         }
 
         let mut rules = Vec::new();
-        for item in read::items(settings, "artifacts")? {
+        for item in values.items("artifacts")? {
             let path = item.str("path")?.trim();
             let mode = item.str("mode")?.trim();
             let owner = item.str("owner")?.trim();
@@ -183,7 +176,7 @@ impl Module for Files {
                 continue;
             }
             crate::repository::check_artifact_name(name)
-                .map_err(|message| read::invalid(item.field_key("artifact"), message))?;
+                .map_err(|message| item.invalid("artifact", message))?;
             let path = if path.is_empty() {
                 "/".to_owned()
             } else {

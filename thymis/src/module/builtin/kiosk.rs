@@ -11,12 +11,15 @@ use sha2::{Digest, Sha256};
 
 use crate::module::{
     select_values, Module, ModuleInfo, ModuleOutput, RenderContext, RenderError, Setting,
-    SettingType, Text,
+    SettingType, SettingValues, Text,
 };
 use crate::nix::{mk_override, AttrSet, BinOp, Binding, Expr, NixString, StrPart};
 
 /// The user the kiosk session runs as.
 const USER: &str = "thymiskiosk";
+
+/// Output volume in percent when none is set.
+const DEFAULT_VOLUME: i64 = 100;
 
 /// Used when `xrandr_mode` cannot be read: width, height, refresh rate.
 const FALLBACK_MODE: (u32, u32, u32) = (1920, 1080, 60);
@@ -74,7 +77,7 @@ impl Kiosk {
                         "Output volume in percent (0 to 100).",
                         "Ausgabelautstärke in Prozent (0 bis 100).",
                     ))
-                    .default_value(json!(100))
+                    .default_value(json!(DEFAULT_VOLUME))
                     .example("100")
                     .order(55),
                 Setting::new(
@@ -116,72 +119,16 @@ impl Kiosk {
             ],
         ))
     }
-
-    /// The value set (ignoring `null`), else the default, else `null`.
-    fn value<'a>(&'a self, settings: &'a Map<String, Json>, key: &str) -> &'a Json {
-        const NULL: Json = Json::Null;
-        settings
-            .get(key)
-            .filter(|v| !v.is_null())
-            .or_else(|| self.0.setting(key).and_then(|s| s.default.as_ref()))
-            .unwrap_or(&NULL)
-    }
-
-    fn text<'a>(
-        &'a self,
-        settings: &'a Map<String, Json>,
-        key: &str,
-    ) -> Result<&'a str, RenderError> {
-        match self.value(settings, key) {
-            Json::Null => Ok(""),
-            // Nix cuts a string at a NUL byte, which would cut the script after an open quote.
-            Json::String(s) if s.contains('\0') => {
-                Err(invalid(key, "must not contain a NUL character"))
-            }
-            Json::String(s) => Ok(s),
-            _ => Err(invalid(key, "expected a string")),
-        }
-    }
-
-    fn flag(&self, settings: &Map<String, Json>, key: &str) -> Result<bool, RenderError> {
-        match self.value(settings, key) {
-            Json::Null => Ok(false),
-            Json::Bool(b) => Ok(*b),
-            // Upstream's editor leaves untouched bool fields as "".
-            Json::String(s) if s.is_empty() => Ok(false),
-            _ => Err(invalid(key, "expected true or false")),
-        }
-    }
-
-    /// The volume clamped to 0–100.
-    fn volume(&self, settings: &Map<String, Json>) -> Result<i64, RenderError> {
-        match self.value(settings, "volume") {
-            Json::Null => Ok(100),
-            Json::Number(n) => match (n.as_i64(), n.as_u64()) {
-                (Some(v), _) => Ok(v.clamp(0, 100)),
-                (None, Some(_)) => Ok(100),
-                _ => Err(invalid("volume", "expected a whole number")),
-            },
-            // Upstream's editor stores typed numbers as strings.
-            Json::String(s) if s.trim().parse::<i64>().is_ok() => {
-                Ok(s.trim().parse::<i64>().unwrap_or(100).clamp(0, 100))
-            }
-            _ => Err(invalid("volume", "expected a whole number")),
-        }
-    }
 }
 
-impl Default for Kiosk {
-    fn default() -> Self {
-        Self::new()
+/// A string setting; Nix cuts a string at a NUL byte, which would cut a script after an open
+/// quote, so NUL is refused.
+fn text<'a>(values: &SettingValues<'a>, key: &str) -> Result<&'a str, RenderError> {
+    let text = values.str(key)?;
+    if text.contains('\0') {
+        return Err(values.invalid(key, "must not contain a NUL character"));
     }
-}
-
-fn invalid(key: &str, message: &str) -> RenderError {
-    RenderError::InvalidSetting {
-        key: key.to_owned(),
-        message: message.to_owned(),
-    }
+    Ok(text)
 }
 
 impl Module for Kiosk {
@@ -196,13 +143,17 @@ impl Module for Kiosk {
         ctx: &RenderContext,
         settings: &Map<String, Json>,
     ) -> Result<ModuleOutput, RenderError> {
-        let url = self.text(settings, "kiosk_url")?;
-        let (width, height, refresh) = parse_mode(self.text(settings, "xrandr_mode")?);
-        let rotation = self.text(settings, "xrandr_rotation")?;
-        let volume = self.volume(settings)?;
-        let audio_sink = self.text(settings, "audio_sink_fuzzy")?;
-        let enable_vnc = self.flag(settings, "enable_vnc")?;
-        let vnc_password = self.text(settings, "vnc_password")?;
+        let values = self.0.values(settings);
+        let url = text(&values, "kiosk_url")?;
+        let (width, height, refresh) = parse_mode(text(&values, "xrandr_mode")?);
+        let rotation = text(&values, "xrandr_rotation")?;
+        let volume = values
+            .int("volume")?
+            .unwrap_or(DEFAULT_VOLUME)
+            .clamp(0, 100);
+        let audio_sink = text(&values, "audio_sink_fuzzy")?;
+        let enable_vnc = values.bool("enable_vnc")?;
+        let vnc_password = text(&values, "vnc_password")?;
 
         let mut scripts = vec![
             (

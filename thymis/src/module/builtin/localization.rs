@@ -9,8 +9,6 @@ use crate::module::{
 };
 use crate::nix::{mk_override, AttrSet, Expr};
 
-use super::networking::read;
-
 /// The time zone of a device whose configs and tags set none.
 pub const DEFAULT_TIMEZONE: &str = "Europe/Berlin";
 
@@ -76,12 +74,6 @@ impl Localization {
     }
 }
 
-impl Default for Localization {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Module for Localization {
     fn info(&self) -> &ModuleInfo {
         &self.0
@@ -96,16 +88,13 @@ impl Module for Localization {
         ctx: &RenderContext,
         settings: &Map<String, Json>,
     ) -> Result<ModuleOutput, RenderError> {
+        let values = self.0.values(settings);
         let mut body = AttrSet::new();
 
-        let servers: Vec<Expr> = read::items(settings, "time_servers")?
-            .iter()
-            .map(|item| item.str("server"))
-            .collect::<Result<Vec<_>, _>>()?
+        let servers: Vec<Expr> = values
+            .item_strings("time_servers", "server")?
             .into_iter()
-            .map(str::trim)
-            .filter(|server| !server.is_empty())
-            .map(Expr::str)
+            .map(|server| Expr::str(server.trim()))
             .collect();
         if !servers.is_empty() {
             body.set(
@@ -114,7 +103,13 @@ impl Module for Localization {
             );
         }
 
-        let timezone = read::string(settings, "timezone")?.trim();
+        // Not the schema's default: an unset time zone is rendered at DEFAULT_PRIORITY, so that
+        // a time zone set on any tag wins over it.
+        let timezone = if values.is_set("timezone") {
+            values.str("timezone")?.trim()
+        } else {
+            ""
+        };
         let timezone = if timezone.is_empty() {
             mk_override(DEFAULT_PRIORITY, DEFAULT_TIMEZONE)
         } else {

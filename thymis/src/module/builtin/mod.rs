@@ -29,6 +29,32 @@ pub use security::{SecurityAccess, ROOT_PASSWORD_HASH_PATH};
 
 use super::{Module, ModuleInfo, Setting, Text};
 
+/// `Default` of each built-in module: a built-in has no parameters, so it is just `new()`.
+macro_rules! default_is_new {
+    ($($module:ty),* $(,)?) => {
+        $(
+            impl Default for $module {
+                fn default() -> Self {
+                    Self::new()
+                }
+            }
+        )*
+    };
+}
+
+default_is_new!(
+    BashModule,
+    CustomNix,
+    Device,
+    Files,
+    Kiosk,
+    Localization,
+    Networking,
+    OciContainers,
+    PythonModule,
+    SecurityAccess,
+);
+
 /// The built-in modules in upstream's order.
 pub fn all() -> Vec<Arc<dyn Module>> {
     vec![

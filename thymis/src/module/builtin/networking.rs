@@ -1,17 +1,13 @@
 //! The Networking module (`NetworkingModule`): WiFi credentials, static addresses with default
-//! gateways, and DNS nameservers. Also home of the typed readers ([`read`]) that the built-in
-//! modules of this directory share, so a value of the wrong JSON type becomes a
-//! [`RenderError::InvalidSetting`] instead of a panic or broken Nix.
+//! gateways, and DNS nameservers.
 
 use serde_json::{json, Map, Value as Json};
 
 use crate::module::{
     list_of, select_values, Module, ModuleInfo, ModuleOutput, RenderContext, RenderError, Setting,
-    SettingType, Text,
+    SettingType, SettingValues, Text,
 };
 use crate::nix::{mk_override, AttrSet, Expr};
-
-use self::read::Item;
 
 /// Key-management protocols wpa_supplicant accepts (`key_mgmt`), in upstream's order.
 pub const WIFI_AUTH_PROTOCOLS: [&str; 21] = [
@@ -261,12 +257,6 @@ fn static_network_fields() -> Vec<Setting> {
     ]
 }
 
-impl Default for Networking {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// One address of an interface.
 struct Address<'a> {
     address: &'a str,
@@ -292,17 +282,14 @@ impl Module for Networking {
         ctx: &RenderContext,
         settings: &Map<String, Json>,
     ) -> Result<ModuleOutput, RenderError> {
+        let values = self.0.values(settings);
         let mut body = AttrSet::new();
-        render_static_networks(ctx.priority, settings, &mut body)?;
+        render_static_networks(ctx.priority, &values, &mut body)?;
 
-        let nameservers: Vec<Expr> = read::items(settings, "nameservers")?
-            .iter()
-            .map(|item| item.str("nameserver"))
-            .collect::<Result<Vec<_>, _>>()?
+        let nameservers: Vec<Expr> = values
+            .item_strings("nameservers", "nameserver")?
             .into_iter()
-            .map(str::trim)
-            .filter(|ns| !ns.is_empty())
-            .map(Expr::str)
+            .map(|ns| Expr::str(ns.trim()))
             .collect();
         // Upstream only wrote nameservers inside the static-network block; they matter on
         // DHCP networks just as much.
@@ -314,7 +301,7 @@ impl Module for Networking {
         }
 
         self.0
-            .emit_nix_attrs(&wifi_values(settings)?, ctx.priority, &mut body);
+            .emit_nix_attrs(&wifi_values(&values)?, ctx.priority, &mut body);
         Ok(ModuleOutput::module(body))
     }
 }
@@ -322,7 +309,7 @@ impl Module for Networking {
 /// `networking.interfaces.<name>`, `defaultGateway` and `defaultGateway6`.
 fn render_static_networks(
     priority: i64,
-    settings: &Map<String, Json>,
+    values: &SettingValues,
     body: &mut AttrSet,
 ) -> Result<(), RenderError> {
     // Entries naming the same interface are merged: defining `interfaces.<name>` twice in one
@@ -331,15 +318,15 @@ fn render_static_networks(
     let mut gateway4 = None;
     let mut gateway6 = None;
     let mut gateway_chosen = false;
-    for item in read::items(settings, "static_networks")? {
+    for item in values.items("static_networks")? {
         let name = item.str("interface")?.trim();
         let ipv4 = address(&item, "ipv4address", "ipv4prefixLength", 32)?;
         let ipv6 = address(&item, "ipv6address", "ipv6prefixLength", 128)?;
         let is_default = item.bool("isDefaultGateway")?;
         if name.is_empty() {
             if ipv4.is_some() || ipv6.is_some() || is_default {
-                return Err(read::invalid(
-                    item.field_key("interface"),
+                return Err(item.invalid(
+                    "interface",
                     "an interface name is required for a static network",
                 ));
             }
@@ -419,7 +406,7 @@ fn render_static_networks(
 
 /// An address with its prefix length; `None` when the address is empty.
 fn address<'a>(
-    item: &Item<'a>,
+    item: &SettingValues<'a>,
     address_field: &str,
     prefix_field: &str,
     max_prefix: i64,
@@ -430,14 +417,14 @@ fn address<'a>(
         return Ok(None);
     }
     let Some(prefix_length) = prefix else {
-        return Err(read::invalid(
-            item.field_key(prefix_field),
+        return Err(item.invalid(
+            prefix_field,
             format!("a prefix length is required for the address `{address}`"),
         ));
     };
     if !(0..=max_prefix).contains(&prefix_length) {
-        return Err(read::invalid(
-            item.field_key(prefix_field),
+        return Err(item.invalid(
+            prefix_field,
             format!("prefix length {prefix_length} is not between 0 and {max_prefix}"),
         ));
     }
@@ -449,165 +436,24 @@ fn address<'a>(
 
 /// The WiFi settings, checked and normalised for [`ModuleInfo::emit_nix_attrs`]: `null` counts
 /// as unset, and a protocol entry without a protocol stands for the preselected default.
-fn wifi_values(settings: &Map<String, Json>) -> Result<Map<String, Json>, RenderError> {
-    let mut values = Map::new();
+fn wifi_values(values: &SettingValues) -> Result<Map<String, Json>, RenderError> {
+    let mut wifi = Map::new();
     for key in ["wifi_ssid", "wifi_password", "wifi_auth"] {
-        if settings.get(key).is_some_and(|v| !v.is_null()) {
-            values.insert(key.to_owned(), json!(read::string(settings, key)?));
+        if values.is_set(key) {
+            wifi.insert(key.to_owned(), json!(values.str(key)?));
         }
     }
     let key = "wifi_auth_protocols";
-    if settings.get(key).is_some_and(|v| !v.is_null()) {
+    if values.is_set(key) {
         let mut protocols = Vec::new();
-        for item in read::items(settings, key)? {
+        for item in values.items(key)? {
             let protocol = match item.str("protocol")?.trim() {
                 "" => DEFAULT_PROTOCOL,
                 protocol => protocol,
             };
             protocols.push(json!({ "protocol": protocol }));
         }
-        values.insert(key.to_owned(), Json::Array(protocols));
+        wifi.insert(key.to_owned(), Json::Array(protocols));
     }
-    Ok(values)
-}
-
-/// Typed reads of setting values for the built-in modules. Unset and `null` values read as
-/// empty; any other JSON type than the schema's is a [`RenderError::InvalidSetting`] naming the
-/// offending value as `key`, `key[i]` or `key[i].field`.
-pub(super) mod read {
-    use serde_json::{Map, Value as Json};
-
-    use crate::module::RenderError;
-
-    /// A [`RenderError::InvalidSetting`].
-    pub(in crate::module::builtin) fn invalid(
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) -> RenderError {
-        RenderError::InvalidSetting {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-
-    fn kind(value: &Json) -> &'static str {
-        match value {
-            Json::Null => "null",
-            Json::Bool(_) => "a boolean",
-            Json::Number(_) => "a number",
-            Json::String(_) => "a string",
-            Json::Array(_) => "a list",
-            Json::Object(_) => "an object",
-        }
-    }
-
-    fn text<'a>(value: Option<&'a Json>, key: &str) -> Result<&'a str, RenderError> {
-        match value {
-            None | Some(Json::Null) => Ok(""),
-            Some(Json::String(s)) => Ok(s),
-            Some(other) => Err(invalid(
-                key,
-                format!("expected a string, found {}", kind(other)),
-            )),
-        }
-    }
-
-    /// A top-level string setting; `""` when unset.
-    pub(in crate::module::builtin) fn string<'a>(
-        settings: &'a Map<String, Json>,
-        key: &str,
-    ) -> Result<&'a str, RenderError> {
-        text(settings.get(key), key)
-    }
-
-    /// The elements of a top-level list setting; empty when unset. `null` elements are skipped
-    /// (as upstream's Nix encoder drops them).
-    pub(in crate::module::builtin) fn items<'a>(
-        settings: &'a Map<String, Json>,
-        key: &str,
-    ) -> Result<Vec<Item<'a>>, RenderError> {
-        let elements = match settings.get(key) {
-            None | Some(Json::Null) => return Ok(Vec::new()),
-            Some(Json::Array(elements)) => elements,
-            Some(other) => {
-                return Err(invalid(
-                    key,
-                    format!("expected a list, found {}", kind(other)),
-                ))
-            }
-        };
-        let mut items = Vec::new();
-        for (i, element) in elements.iter().enumerate() {
-            let key = format!("{key}[{i}]");
-            match element {
-                Json::Null => {}
-                Json::Object(fields) => items.push(Item { key, fields }),
-                other => {
-                    return Err(invalid(
-                        key,
-                        format!("expected an object, found {}", kind(other)),
-                    ))
-                }
-            }
-        }
-        Ok(items)
-    }
-
-    /// One element of a list setting.
-    pub(in crate::module::builtin) struct Item<'a> {
-        key: String,
-        fields: &'a Map<String, Json>,
-    }
-
-    impl<'a> Item<'a> {
-        /// `key[i].field`, for error messages.
-        pub(in crate::module::builtin) fn field_key(&self, field: &str) -> String {
-            format!("{}.{field}", self.key)
-        }
-
-        /// A string field; `""` when unset.
-        pub(in crate::module::builtin) fn str(&self, field: &str) -> Result<&'a str, RenderError> {
-            text(self.fields.get(field), &self.field_key(field))
-        }
-
-        /// An integer field; `None` when unset or `""`. Upstream's editor stores numbers as
-        /// strings, so decimal strings are accepted.
-        pub(in crate::module::builtin) fn int(
-            &self,
-            field: &str,
-        ) -> Result<Option<i64>, RenderError> {
-            let key = || self.field_key(field);
-            match self.fields.get(field) {
-                None | Some(Json::Null) => Ok(None),
-                Some(Json::Number(n)) => n
-                    .as_i64()
-                    .map(Some)
-                    .ok_or_else(|| invalid(key(), format!("expected an integer, found {n}"))),
-                Some(Json::String(s)) if s.trim().is_empty() => Ok(None),
-                Some(Json::String(s)) => s.trim().parse().map(Some).map_err(|_| {
-                    invalid(
-                        key(),
-                        format!("expected an integer, found the string {s:?}"),
-                    )
-                }),
-                Some(other) => Err(invalid(
-                    key(),
-                    format!("expected an integer, found {}", kind(other)),
-                )),
-            }
-        }
-
-        /// A boolean field; `false` when unset or `""` (upstream's declared default).
-        pub(in crate::module::builtin) fn bool(&self, field: &str) -> Result<bool, RenderError> {
-            match self.fields.get(field) {
-                None | Some(Json::Null) => Ok(false),
-                Some(Json::Bool(b)) => Ok(*b),
-                Some(Json::String(s)) if s.is_empty() => Ok(false),
-                Some(other) => Err(invalid(
-                    self.field_key(field),
-                    format!("expected true or false, found {}", kind(other)),
-                )),
-            }
-        }
-    }
+    Ok(wifi)
 }

@@ -7,14 +7,11 @@ use serde_json::{json, Map, Value as Json};
 
 use crate::module::{
     list_of, Module, ModuleInfo, ModuleOutput, RenderContext, RenderError, Setting, SettingType,
-    Text,
+    SettingValues, Text,
 };
 use crate::nix::{mk_override, AttrSet, Expr};
 
 const KEY: &str = "containers";
-
-/// A list element with its position in the list (for error messages).
-type Element<'a> = (usize, &'a Map<String, Json>);
 
 /// The OCI Containers module.
 pub struct OciContainers(ModuleInfo);
@@ -150,57 +147,22 @@ impl OciContainers {
     }
 }
 
-impl Default for OciContainers {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-fn invalid(message: String) -> RenderError {
-    RenderError::InvalidSetting {
-        key: KEY.to_owned(),
-        message,
-    }
-}
-
-/// The objects of a list with their positions (a missing list, `null` and `null` elements
-/// are empty), or an error naming `what`.
-fn objects<'a>(value: Option<&'a Json>, what: &str) -> Result<Vec<Element<'a>>, RenderError> {
-    match value {
-        None | Some(Json::Null) => Ok(Vec::new()),
-        Some(Json::Array(items)) => items
-            .iter()
-            .enumerate()
-            .filter(|(_, item)| !item.is_null())
-            .map(|(i, item)| {
-                item.as_object()
-                    .map(|object| (i, object))
-                    .ok_or_else(|| invalid(format!("{what}[{i}]: expected an object")))
-            })
-            .collect(),
-        Some(_) => Err(invalid(format!("{what}: expected a list"))),
-    }
-}
-
-/// A text field; numbers are accepted too (a port typed as `8080`). Missing means "".
-fn field(object: &Map<String, Json>, name: &str, what: &str) -> Result<String, RenderError> {
-    match object.get(name) {
-        None | Some(Json::Null) => Ok(String::new()),
-        Some(Json::String(s)) => Ok(s.clone()),
-        Some(Json::Number(n)) => Ok(n.to_string()),
-        Some(_) => Err(invalid(format!("{what}.{name}: expected a string"))),
+/// A text field; a number is accepted too (a port typed as `8080`). Unset means "".
+fn text(item: &SettingValues, field: &str) -> Result<String, RenderError> {
+    match item.get(field) {
+        Json::Number(n) => Ok(n.to_string()),
+        _ => item.str(field).map(str::to_owned),
     }
 }
 
 /// `host:container` entries (`container` alone when no host part is given, which podman
 /// reads as "any host port" or an anonymous volume); entries without a container side are
 /// incomplete and skipped.
-fn mappings(container: &Map<String, Json>, name: &str, what: &str) -> Result<Expr, RenderError> {
+fn mappings(container: &SettingValues, list: &str) -> Result<Expr, RenderError> {
     let mut entries = Vec::new();
-    for (i, item) in objects(container.get(name), &format!("{what}.{name}"))? {
-        let what = format!("{what}.{name}[{i}]");
-        let host = field(item, "host", &what)?;
-        let inside = field(item, "container", &what)?;
+    for item in container.items(list)? {
+        let host = text(&item, "host")?;
+        let inside = text(&item, "container")?;
         if inside.is_empty() {
             continue;
         }
@@ -215,22 +177,17 @@ fn mappings(container: &Map<String, Json>, name: &str, what: &str) -> Result<Exp
 
 /// `{ "<key>" = "<value>"; … }`; a key given twice would be a Nix evaluation error, so it is
 /// reported instead.
-fn key_values(
-    container: &Map<String, Json>,
-    name: &str,
-    what: &str,
-) -> Result<AttrSet, RenderError> {
+fn key_values(container: &SettingValues, list: &str) -> Result<AttrSet, RenderError> {
     let mut attrs = AttrSet::new();
     let mut seen = HashSet::new();
-    for (i, item) in objects(container.get(name), &format!("{what}.{name}"))? {
-        let what = format!("{what}.{name}[{i}]");
-        let key = field(item, "key", &what)?;
+    for item in container.items(list)? {
+        let key = text(&item, "key")?;
         if key.is_empty() {
             continue;
         }
-        let value = field(item, "value", &what)?;
+        let value = text(&item, "value")?;
         if !seen.insert(key.clone()) {
-            return Err(invalid(format!("{what}: `{key}` is set twice")));
+            return Err(item.invalid("key", format!("`{key}` is set twice")));
         }
         attrs.set_path(vec![key], value);
     }
@@ -252,7 +209,7 @@ impl Module for OciContainers {
         ctx: &RenderContext,
         settings: &Map<String, Json>,
     ) -> Result<ModuleOutput, RenderError> {
-        let containers = objects(self.0.values(settings).set(KEY), KEY)?;
+        let containers = self.0.values(settings).items(KEY)?;
         let mut body = AttrSet::new();
         let mut podman = AttrSet::new();
         podman
@@ -267,36 +224,37 @@ impl Module for OciContainers {
             mk_override(ctx.priority, "podman"),
         );
         let mut names = HashSet::new();
-        for (i, container) in containers {
-            let what = format!("{KEY}[{i}]");
-            let name = field(container, "container_name", &what)?;
+        for container in containers {
+            let name = text(&container, "container_name")?;
             if name.is_empty() {
                 continue;
             }
             if !is_container_name(&name) {
-                return Err(invalid(format!(
-                    "{what}: `{name}` is not a valid container name (letters, digits, `_`, `.`, `-`; starting with a letter or digit)"
-                )));
+                return Err(container.invalid(
+                    "container_name",
+                    format!("`{name}` is not a valid container name (letters, digits, `_`, `.`, `-`; starting with a letter or digit)"),
+                ));
             }
             if !names.insert(name.clone()) {
-                return Err(invalid(format!(
-                    "{what}: container `{name}` is defined twice"
-                )));
+                return Err(container.invalid(
+                    "container_name",
+                    format!("container `{name}` is defined twice"),
+                ));
             }
             let mut spec = AttrSet::new();
-            spec.set("image", field(container, "image", &what)?);
+            spec.set("image", text(&container, "image")?);
             // Like upstream, empty lists and sets are left out rather than written as `[ ]`.
-            let environment = key_values(container, "environment", &what)?;
+            let environment = key_values(&container, "environment")?;
             if !environment.is_empty() {
                 spec.set("environment", environment);
             }
             for list in ["volumes", "ports"] {
-                let entries = mappings(container, list, &what)?;
+                let entries = mappings(&container, list)?;
                 if !matches!(&entries, Expr::List(items) if items.is_empty()) {
                     spec.set(list, entries);
                 }
             }
-            let labels = key_values(container, "labels", &what)?;
+            let labels = key_values(&container, "labels")?;
             if !labels.is_empty() {
                 spec.set("labels", labels);
             }

@@ -1,35 +1,14 @@
 //! The Python module (`PythonModule`): a user's Python 3 script, built with the chosen
 //! `python3Packages` libraries, run as a systemd service on a timer or as a daemon.
 
-use serde_json::{json, Map, Value as Json};
+use serde_json::{Map, Value as Json};
 
 use super::timer;
-use crate::module::{
-    list_of, Module, ModuleInfo, ModuleOutput, RenderContext, RenderError, Setting, SettingType,
-    Text, TimerDefaults,
-};
+use crate::module::{Module, ModuleInfo, ModuleOutput, RenderContext, RenderError, Text};
 use crate::nix::{AttrSet, Binding, Expr, NixString};
 
 /// The Python module.
 pub struct PythonModule(ModuleInfo);
-
-fn package_list(key: &str, display: Text, element: Text, description: Text, order: i64) -> Setting {
-    Setting::new(
-        key,
-        display,
-        list_of(
-            vec![Setting::new(
-                "package",
-                element.clone(),
-                SettingType::String,
-            )],
-            Some(element),
-        ),
-    )
-    .description(description)
-    .default_value(json!([]))
-    .order(order)
-}
 
 impl PythonModule {
     /// The module with its settings schema.
@@ -44,60 +23,40 @@ impl PythonModule {
             Some(Text::en_de("Advanced", "Erweitert")),
             super::icons::glyph::PYTHON,
             vec![
-                Setting::new(
-                    "timer_config",
-                    Text::en_de("Timer Configuration", "Timer Konfiguration"),
-                    SettingType::SystemdTimer(TimerDefaults::default()),
-                )
-                .description(Text::en_de(
-                    "When the program runs. Without a timer (or with a continuous one) it runs as a service that is restarted whenever it exits.",
-                    "Wann das Programm läuft. Ohne Timer (oder mit einem durchgehenden) läuft es als Dienst, der nach jedem Beenden neu gestartet wird.",
-                ))
-                .default_value(Json::Null)
-                .example("")
-                .order(10),
-                package_list(
+                timer::timer_setting("program", "das Programm"),
+                timer::package_list(
                     "python_packages",
                     Text::en_de("Python Packages", "Python-Pakete"),
                     Text::en_de("Python Package", "Python-Paket"),
+                    None,
                     Text::en_de(
                         "Libraries the program imports, by their name in nixpkgs' `python3Packages` (such as `requests` or `paho-mqtt`).",
                         "Bibliotheken, die das Programm importiert, mit ihrem Namen in `python3Packages` von nixpkgs (etwa `requests` oder `paho-mqtt`).",
                     ),
                     20,
                 ),
-                package_list(
+                timer::package_list(
                     "system_packages",
                     Text::en_de("System Packages", "System-Pakete"),
                     Text::en_de("System Package", "System-Paket"),
+                    None,
                     Text::en_de(
                         "Programs the script runs as commands, by their nixpkgs name (such as `ffmpeg`).",
                         "Programme, die das Skript als Befehle aufruft, mit ihrem nixpkgs-Namen (etwa `ffmpeg`).",
                     ),
                     30,
                 ),
-                Setting::new(
-                    "script",
+                timer::script_setting(
                     Text::en_de("Python Script", "Python-Skript"),
-                    SettingType::TextareaCode {
-                        language: Some("python".to_owned()),
-                    },
-                )
-                .description(Text::en_de(
-                    "The program. It is checked with flake8 when the configuration is built, so style errors fail the build.",
-                    "Das Programm. Es wird beim Bauen der Konfiguration mit flake8 geprüft; Stilfehler lassen den Build scheitern.",
-                ))
-                .default_value(json!(""))
-                .example("")
-                .order(40),
+                    "python",
+                    Text::en_de(
+                        "The program. It is checked with flake8 when the configuration is built, so style errors fail the build.",
+                        "Das Programm. Es wird beim Bauen der Konfiguration mit flake8 geprüft; Stilfehler lassen den Build scheitern.",
+                    ),
+                    40,
+                ),
             ],
         ))
-    }
-}
-
-impl Default for PythonModule {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -114,8 +73,7 @@ impl Module for PythonModule {
         settings: &Map<String, Json>,
     ) -> Result<ModuleOutput, RenderError> {
         let values = self.0.values(settings);
-        let schedule = timer::schedule(&values, "timer_config")?;
-        let name = timer::service_name("python", ctx);
+        let service = timer::Service::new("python", ctx, &values)?;
         let mut writer_args = AttrSet::new();
         writer_args.set(
             "libraries",
@@ -126,9 +84,9 @@ impl Module for PythonModule {
             )?),
         );
         let program = Expr::var("pkgs.writers.writePython3").apply(vec![
-            Expr::str(&format!("{name}-script")),
+            Expr::str(&format!("{}-script", service.name)),
             Expr::Attrs(writer_args),
-            Expr::str(&timer::script(&values, "script")?),
+            Expr::str(&timer::script(&values)?),
         ]);
         let mut unit = AttrSet::new();
         unit.set(
@@ -140,13 +98,11 @@ impl Module for PythonModule {
             "ExecStart",
             NixString::new().interp(Expr::var("pythonScript")),
         );
-        let mut body = AttrSet::new();
-        timer::add_service(&mut body, &name, unit, service_config, schedule, |unit| {
+        Ok(service.module(unit, service_config, |unit| {
             Expr::Let(
                 vec![Binding::Assign(vec!["pythonScript".to_owned()], program)],
                 Box::new(unit),
             )
-        });
-        Ok(ModuleOutput::module(body))
+        }))
     }
 }

@@ -9,8 +9,6 @@ use crate::module::{
 };
 use crate::nix::{AttrSet, Expr};
 
-use super::networking::read;
-
 /// Where the agent writes root's password hash; the device module runs `chpasswd -e` on it.
 pub const ROOT_PASSWORD_HASH_PATH: &str = "/run/thymis/root_password_hash";
 
@@ -107,12 +105,6 @@ impl SecurityAccess {
     }
 }
 
-impl Default for SecurityAccess {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Module for SecurityAccess {
     fn info(&self) -> &ModuleInfo {
         &self.0
@@ -126,16 +118,17 @@ impl Module for SecurityAccess {
         ctx: &RenderContext,
         settings: &Map<String, Json>,
     ) -> Result<ModuleOutput, RenderError> {
+        let values = self.0.values(settings);
         let mut body = AttrSet::new();
 
-        if !read::string(settings, "password_secret")?.trim().is_empty() {
+        if !values.str("password_secret")?.trim().is_empty() {
             body.set(
                 "users.users.root.hashedPasswordFile",
                 ROOT_PASSWORD_HASH_PATH,
             );
         }
 
-        let keys = non_empty_fields(settings, "authorized_keys", "key")?;
+        let keys = values.item_strings("authorized_keys", "key")?;
         if !keys.is_empty() {
             body.set(
                 "users.users.root.openssh.authorizedKeys.keys",
@@ -143,7 +136,7 @@ impl Module for SecurityAccess {
             );
         }
 
-        let certificates = non_empty_fields(settings, "security_pki_certificates", "certificate")?;
+        let certificates = values.item_strings("security_pki_certificates", "certificate")?;
         if !certificates.is_empty() {
             body.set(
                 "security.pki.certificates",
@@ -153,10 +146,7 @@ impl Module for SecurityAccess {
 
         // Upstream also passes the keys on as the freeform `thymis.config.authorized-keys`.
         let mut attrs = Map::new();
-        if settings
-            .get("authorized_keys")
-            .is_some_and(|v| !v.is_null())
-        {
+        if values.is_set("authorized_keys") {
             let entries = keys.iter().map(|k| json!({ "key": k.trim() })).collect();
             attrs.insert("authorized_keys".to_owned(), Json::Array(entries));
         }
@@ -164,20 +154,4 @@ impl Module for SecurityAccess {
 
         Ok(ModuleOutput::module(body))
     }
-}
-
-/// The `field` values of a list setting's elements that are not blank.
-fn non_empty_fields<'a>(
-    settings: &'a Map<String, Json>,
-    key: &str,
-    field: &str,
-) -> Result<Vec<&'a str>, RenderError> {
-    let mut values = Vec::new();
-    for item in read::items(settings, key)? {
-        let value = item.str(field)?;
-        if !value.trim().is_empty() {
-            values.push(value);
-        }
-    }
-    Ok(values)
 }

@@ -1,19 +1,64 @@
-//! What the Bash and Python modules share: the systemd service name of an instance, the
-//! `systemd-timer` setting rendered as `systemd.timers.<name>`, the service/daemon unit
-//! settings, and the reading of their package lists and script text.
+//! What the Bash and Python modules share: their timer, package and script settings, the
+//! systemd service name of an instance, and the service (plus timer) units they render to.
 
-use serde_json::{Map, Value as Json};
+use serde_json::{json, Value as Json};
 
-use crate::module::{RenderContext, RenderError, SettingValues};
+use crate::module::{
+    list_of, ModuleOutput, RenderContext, RenderError, Setting, SettingType, SettingValues, Text,
+    TimerDefaults,
+};
 use crate::nix::{AttrSet, Expr};
 
-/// When a Bash or Python service runs.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Schedule {
-    /// Started by a timer with these `timerConfig` attributes.
-    Timer(AttrSet),
-    /// Runs permanently and is restarted when it exits.
-    Daemon,
+/// The setting holding when the service runs.
+const TIMER_KEY: &str = "timer_config";
+
+/// The `timer_config` setting of a module running a script or program, called `what` in
+/// English and `what_de` (with its article) in German.
+pub fn timer_setting(what: &str, what_de: &str) -> Setting {
+    Setting::new(
+        TIMER_KEY,
+        Text::en_de("Timer Configuration", "Timer Konfiguration"),
+        SettingType::SystemdTimer(TimerDefaults::default()),
+    )
+    .description(Text::en_de(
+        &format!("When the {what} runs. Without a timer (or with a continuous one) it runs as a service that is restarted whenever it exits."),
+        &format!("Wann {what_de} läuft. Ohne Timer (oder mit einem durchgehenden) läuft es als Dienst, der nach jedem Beenden neu gestartet wird."),
+    ))
+    .default_value(Json::Null)
+    .example("")
+    .order(10)
+}
+
+/// A list setting of package names, elements `{package: "…"}`, read by [`packages`].
+pub fn package_list(
+    key: &str,
+    display: Text,
+    element: Text,
+    element_description: Option<Text>,
+    description: Text,
+    order: i64,
+) -> Setting {
+    let mut package = Setting::new("package", element.clone(), SettingType::String);
+    package.description = element_description;
+    Setting::new(key, display, list_of(vec![package], Some(element)))
+        .description(description)
+        .default_value(json!([]))
+        .order(order)
+}
+
+/// The `script` setting: code in `language`, read by [`script`].
+pub fn script_setting(display: Text, language: &str, description: Text, order: i64) -> Setting {
+    Setting::new(
+        "script",
+        display,
+        SettingType::TextareaCode {
+            language: Some(language.to_owned()),
+        },
+    )
+    .description(description)
+    .default_value(json!(""))
+    .example("")
+    .order(order)
 }
 
 /// The systemd unit name of an instance: `thymis-<language>-service-<folder>-<identifier>`,
@@ -34,49 +79,93 @@ pub fn service_name(language: &str, ctx: &RenderContext) -> String {
     }
 }
 
-fn invalid(key: &str, message: impl Into<String>) -> RenderError {
-    RenderError::InvalidSetting {
-        key: key.to_owned(),
-        message: message.into(),
+/// The systemd service of a Bash or Python instance: its unit name and when it runs.
+pub struct Service {
+    /// The unit name, from [`service_name`].
+    pub name: String,
+    /// `timerConfig` attributes for a timed service, `None` for a daemon.
+    timer: Option<AttrSet>,
+}
+
+impl Service {
+    /// The service of an instance in `language`, scheduled by its `timer_config` setting.
+    /// `null`, a `continuous` timer and a timer that yields no `timerConfig` attribute all
+    /// mean a daemon, as upstream decides.
+    pub fn new(
+        language: &str,
+        ctx: &RenderContext,
+        values: &SettingValues,
+    ) -> Result<Self, RenderError> {
+        let timer = match values.object(TIMER_KEY)? {
+            Some(timer) => timer_config(&timer)?,
+            None => None,
+        };
+        Ok(Service {
+            name: service_name(language, ctx),
+            timer,
+        })
+    }
+
+    /// The module: `systemd.services.<name>` (the unit, plus `wantedBy` and the
+    /// `serviceConfig` type settings of the schedule) and, for a timer, `systemd.timers.<name>`.
+    ///
+    /// `unit` is the service attribute set without `serviceConfig`; `wrap` may put it into a
+    /// `let` (Python binds its script there). A timed service is a plain oneshot: upstream also
+    /// set `RemainAfterExit = true`, which keeps the unit active after the first run so the
+    /// timer never starts it again; that is deliberately left out.
+    pub fn module(
+        self,
+        mut unit: AttrSet,
+        mut service_config: AttrSet,
+        wrap: impl FnOnce(Expr) -> Expr,
+    ) -> ModuleOutput {
+        match &self.timer {
+            Some(_) => {
+                service_config.set("Type", "oneshot");
+            }
+            None => {
+                unit.set("wantedBy", Expr::List(vec![Expr::str("multi-user.target")]));
+                service_config
+                    .set("Type", "simple")
+                    .set("Restart", "always")
+                    .set("RestartSec", "10s");
+            }
+        }
+        unit.set("serviceConfig", service_config);
+        let mut body = AttrSet::new();
+        body.set_path(unit_path("services", &self.name), wrap(Expr::Attrs(unit)));
+        if let Some(timer_config) = self.timer {
+            let mut timer_unit = AttrSet::new();
+            timer_unit
+                .set("wantedBy", Expr::List(vec![Expr::str("timers.target")]))
+                .set("timerConfig", timer_config);
+            body.set_path(unit_path("timers", &self.name), timer_unit);
+        }
+        ModuleOutput::module(body)
     }
 }
 
-/// Reads the timer setting `key`. `null`, a `continuous` timer and a timer that yields no
-/// `timerConfig` attribute all mean a daemon, as upstream decides.
-pub fn schedule(values: &SettingValues, key: &str) -> Result<Schedule, RenderError> {
-    match values.get(key) {
-        Json::Null => Ok(Schedule::Daemon),
-        Json::Object(timer) => Ok(timer_config(timer, key)?
-            .map(Schedule::Timer)
-            .unwrap_or(Schedule::Daemon)),
-        _ => Err(invalid(key, "expected a timer object")),
-    }
+fn unit_path(kind: &str, name: &str) -> Vec<String> {
+    vec!["systemd".to_owned(), kind.to_owned(), name.to_owned()]
 }
 
 /// The `timerConfig` attributes of a timer object, or `None` for a daemon.
 ///
 /// Unlike upstream, several `on_calendar` entries become one `OnCalendar` list (upstream
 /// defined the attribute once per entry, which Nix rejects); a single entry stays a string.
-pub fn timer_config(timer: &Map<String, Json>, key: &str) -> Result<Option<AttrSet>, RenderError> {
+fn timer_config(timer: &SettingValues) -> Result<Option<AttrSet>, RenderError> {
+    // A blank field is unset, as the timer form leaves cleared fields blank.
     let text = |field: &str| -> Result<Option<&str>, RenderError> {
-        match timer.get(field) {
-            None | Some(Json::Null) => Ok(None),
-            Some(Json::String(s)) if s.trim().is_empty() => Ok(None),
-            Some(Json::String(s)) => Ok(Some(s.as_str())),
-            Some(_) => Err(invalid(
-                key,
-                format!("timer field `{field}` must be a string"),
-            )),
-        }
+        let value = timer.str(field)?;
+        Ok((!value.trim().is_empty()).then_some(value))
     };
-    // A missing or null timer type means upstream's default, `realtime`.
+    // A missing timer type means upstream's default, `realtime`.
     let timer_type = text("timer_type")?.unwrap_or("realtime");
     let mut config = AttrSet::new();
     match timer_type {
         "continuous" => return Ok(None),
         "realtime" => {
-            let calendar = calendar_entries(timer, key)?;
-            match calendar.as_slice() {
+            match timer.strings("on_calendar")?.as_slice() {
                 [] => {}
                 [one] => {
                     config.set("OnCalendar", *one);
@@ -88,17 +177,8 @@ pub fn timer_config(timer: &Map<String, Json>, key: &str) -> Result<Option<AttrS
                     );
                 }
             }
-            match timer.get("persistent") {
-                None | Some(Json::Null) | Some(Json::Bool(false)) => {}
-                Some(Json::Bool(true)) => {
-                    config.set("Persistent", true);
-                }
-                Some(_) => {
-                    return Err(invalid(
-                        key,
-                        "timer field `persistent` must be true or false",
-                    ))
-                }
+            if timer.bool("persistent")? {
+                config.set("Persistent", true);
             }
         }
         "monotonic" => {
@@ -112,8 +192,8 @@ pub fn timer_config(timer: &Map<String, Json>, key: &str) -> Result<Option<AttrS
             }
         }
         other => {
-            return Err(invalid(
-                key,
+            return Err(timer.invalid(
+                "timer_type",
                 format!(
                     "unknown timer type `{other}` (expected realtime, monotonic or continuous)"
                 ),
@@ -131,141 +211,53 @@ pub fn timer_config(timer: &Map<String, Json>, key: &str) -> Result<Option<AttrS
     Ok((!config.is_empty()).then_some(config))
 }
 
-fn calendar_entries<'a>(
-    timer: &'a Map<String, Json>,
-    key: &str,
-) -> Result<Vec<&'a str>, RenderError> {
-    let entries = match timer.get("on_calendar") {
-        None | Some(Json::Null) => return Ok(Vec::new()),
-        Some(Json::Array(entries)) => entries,
-        Some(_) => return Err(invalid(key, "timer field `on_calendar` must be a list")),
-    };
-    let mut found = Vec::new();
-    for entry in entries {
-        match entry {
-            Json::String(s) if !s.trim().is_empty() => found.push(s.as_str()),
-            Json::String(_) | Json::Null => {}
-            _ => {
-                return Err(invalid(
-                    key,
-                    "timer field `on_calendar` must be a list of strings",
-                ))
-            }
-        }
-    }
-    Ok(found)
-}
-
-/// Adds `systemd.services.<name>` (the unit, plus `wantedBy` and the `serviceConfig` type
-/// settings of the schedule) and, for a timer, `systemd.timers.<name>`.
-///
-/// `unit` is the service attribute set without `serviceConfig`; `wrap` may put it into a
-/// `let` (Python binds its script there). A timed service is a plain oneshot: upstream also set
-/// `RemainAfterExit = true`, which keeps the unit active after the first run so the timer
-/// never starts it again; that is deliberately left out.
-pub fn add_service(
-    body: &mut AttrSet,
-    name: &str,
-    mut unit: AttrSet,
-    mut service_config: AttrSet,
-    schedule: Schedule,
-    wrap: impl FnOnce(Expr) -> Expr,
-) {
-    let timer = match schedule {
-        Schedule::Timer(timer_config) => {
-            service_config.set("Type", "oneshot");
-            Some(timer_config)
-        }
-        Schedule::Daemon => {
-            unit.set("wantedBy", Expr::List(vec![Expr::str("multi-user.target")]));
-            service_config
-                .set("Type", "simple")
-                .set("Restart", "always")
-                .set("RestartSec", "10s");
-            None
-        }
-    };
-    unit.set("serviceConfig", service_config);
-    body.set_path(unit_path("services", name), wrap(Expr::Attrs(unit)));
-    if let Some(timer_config) = timer {
-        let mut timer_unit = AttrSet::new();
-        timer_unit
-            .set("wantedBy", Expr::List(vec![Expr::str("timers.target")]))
-            .set("timerConfig", timer_config);
-        body.set_path(unit_path("timers", name), timer_unit);
-    }
-}
-
-fn unit_path(kind: &str, name: &str) -> Vec<String> {
-    vec!["systemd".to_owned(), kind.to_owned(), name.to_owned()]
-}
-
-/// The packages of list setting `key` (elements `{package: "git"}`) as `base.<name>`
-/// expressions. Empty entries are skipped; a leading `pkgs.` is dropped when `base` is `pkgs`
-/// (upstream Python accepted it, and `pkgs.pkgs.x` would only be confusing); dotted names such
-/// as `nodePackages.pnpm` select nested attributes; other characters end up quoted, so a name
-/// can never inject Nix.
+/// The packages of list setting `key` (see [`package_list`]) as `base.<name>` expressions.
+/// Empty entries are skipped; a leading `pkgs.` is dropped when `base` is `pkgs` (upstream
+/// Python accepted it, and `pkgs.pkgs.x` would only be confusing); dotted names such as
+/// `nodePackages.pnpm` select nested attributes; other characters end up quoted, so a name can
+/// never inject Nix.
 pub fn packages(values: &SettingValues, key: &str, base: &str) -> Result<Vec<Expr>, RenderError> {
-    let items = match values.get(key) {
-        Json::Null => return Ok(Vec::new()),
-        Json::Array(items) => items,
-        _ => return Err(invalid(key, "expected a list")),
-    };
     let mut found = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let name = match item {
-            Json::Object(element) => match element.get("package") {
-                None | Some(Json::Null) => continue,
-                Some(Json::String(name)) => name.trim(),
-                Some(_) => {
-                    return Err(invalid(
-                        key,
-                        format!("element {i}: `package` must be a string"),
-                    ))
-                }
-            },
-            Json::Null => continue,
-            _ => return Err(invalid(key, format!("element {i}: expected an object"))),
-        };
+    for name in values.item_strings(key, "package")? {
+        let name = name.trim();
         let name = match base {
             "pkgs" => name.strip_prefix("pkgs.").unwrap_or(name),
             _ => name,
         };
-        if name.is_empty() {
-            continue;
+        if !name.is_empty() {
+            found.push(Expr::var(base).select(name.split('.').map(str::to_owned).collect()));
         }
-        found.push(Expr::var(base).select(name.split('.').map(str::to_owned).collect()));
     }
     Ok(found)
 }
 
-/// The script setting `key`, trimmed as upstream does, ending in a newline unless empty (so it
+/// The `script` setting, trimmed as upstream does, ending in a newline unless empty (so it
 /// prints as an indented string and ends like a file should).
-pub fn script(values: &SettingValues, key: &str) -> Result<String, RenderError> {
-    match values.get(key) {
-        Json::Null => Ok(String::new()),
-        Json::String(text) => {
-            let text = text.trim();
-            Ok(if text.is_empty() {
-                String::new()
-            } else {
-                format!("{text}\n")
-            })
-        }
-        _ => Err(invalid(key, "expected a string")),
-    }
+pub fn script(values: &SettingValues) -> Result<String, RenderError> {
+    let text = values.str("script")?.trim();
+    Ok(if text.is_empty() {
+        String::new()
+    } else {
+        format!("{text}\n")
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::module::{RenderEnv, TargetKind};
-    use serde_json::json;
+
+    /// The `timerConfig` of a timer value, as Nix.
+    fn read(timer: Json) -> Result<Option<String>, RenderError> {
+        let info = super::super::info("test", Text::plain(""), Text::plain(""), None, "", vec![]);
+        let settings = json!({ "timer_config": timer });
+        let values = info.values(settings.as_object().unwrap());
+        let timer = values.object("timer_config")?.unwrap();
+        Ok(timer_config(&timer)?.map(|c| Expr::Attrs(c).to_nix()))
+    }
 
     fn config(timer: Json) -> Option<String> {
-        timer_config(timer.as_object().unwrap(), "timer_config")
-            .unwrap()
-            .map(|c| Expr::Attrs(c).to_nix())
+        read(timer).unwrap()
     }
 
     #[test]
@@ -311,18 +303,23 @@ mod tests {
     }
 
     #[test]
-    fn wrong_types_are_reported() {
-        for bad in [
-            json!({"timer_type": "hourly"}),
-            json!({"on_calendar": "daily"}),
-            json!({"on_calendar": [1]}),
-            json!({"persistent": "yes"}),
-            json!({"timer_type": "monotonic", "on_boot_sec": 5}),
+    fn wrong_types_are_reported_with_their_key() {
+        for (bad, key) in [
+            (json!({"timer_type": "hourly"}), "timer_type"),
+            (json!({"on_calendar": "daily"}), "on_calendar"),
+            (json!({"on_calendar": [1]}), "on_calendar[0]"),
+            (json!({"persistent": "yes"}), "persistent"),
+            (
+                json!({"timer_type": "monotonic", "on_boot_sec": 5}),
+                "on_boot_sec",
+            ),
         ] {
-            assert!(
-                timer_config(bad.as_object().unwrap(), "t").is_err(),
-                "{bad}"
-            );
+            match read(bad.clone()) {
+                Err(RenderError::InvalidSetting { key: found, .. }) => {
+                    assert_eq!(found, format!("timer_config.{key}"), "{bad}")
+                }
+                other => panic!("{bad}: expected InvalidSetting, got {other:?}"),
+            }
         }
     }
 }
