@@ -97,7 +97,7 @@ fn flake_inputs_keep_every_inputs_follows_entry() {
             &options(),
         )
         .unwrap();
-    let flake = &files["flake.nix"];
+    let flake = files.get("flake.nix").unwrap();
     assert!(
         flake.contains("acme_modules.inputs.nixpkgs.follows = \"nixpkgs\";"),
         "{flake}"
@@ -208,8 +208,12 @@ fn second_instances_get_their_own_file_and_service() {
     let files = ProjectRenderer::new()
         .render(&state, &ModuleRegistry::with_builtins(), &options())
         .unwrap();
-    let first = &files["hosts/kitchen-vm/thymis_controller.modules.bash.BashModule.nix"];
-    let second = &files["hosts/kitchen-vm/thymis_controller.modules.bash.BashModule.2.nix"];
+    let first = files
+        .get("hosts/kitchen-vm/thymis_controller.modules.bash.BashModule.nix")
+        .unwrap();
+    let second = files
+        .get("hosts/kitchen-vm/thymis_controller.modules.bash.BashModule.2.nix")
+        .unwrap();
     assert!(
         first.contains("systemd.services.thymis-bash-service-hosts-kitchen-vm = {"),
         "{first}"

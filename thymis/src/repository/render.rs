@@ -3,11 +3,13 @@
 //! configs and tags that changed.
 
 use std::collections::{BTreeMap, HashMap};
+
+use indexmap::IndexMap;
 use std::sync::Arc;
 
 use crate::module::{ModuleRegistry, RenderContext, RenderEnv, TargetKind};
 use crate::nix::flake::{project_inputs, render_flake, FlakeError, DEFAULT_THYMIS_URL};
-use crate::state::{ModuleSettings, Problem, State, CONFIG_PRIORITY};
+use crate::state::{ModuleSettings, Problem, Repo, State, CONFIG_PRIORITY};
 
 /// Project-wide inputs of rendering besides the state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,9 +29,51 @@ impl Default for RenderOptions {
     }
 }
 
-/// The rendered project: repository-relative path → content. Paths and contents are reference
-/// counted because unchanged configs reuse those of the previous render.
-pub type ProjectFiles = BTreeMap<Arc<str>, Arc<str>>;
+/// The rendered project: repository-relative paths and contents, each path once. Both are
+/// reference counted because unchanged configs reuse those of the previous render.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectFiles {
+    entries: Vec<(Arc<str>, Arc<str>)>,
+}
+
+impl ProjectFiles {
+    fn push(&mut self, path: Arc<str>, text: Arc<str>) {
+        self.entries.push((path, text));
+    }
+
+    /// Every `(path, content)`, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &(Arc<str>, Arc<str>)> {
+        self.entries.iter()
+    }
+
+    /// The content of `path`.
+    pub fn get(&self, path: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(p, _)| &**p == path)
+            .map(|(_, text)| &**text)
+    }
+
+    /// How many files there are.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl FromIterator<(Arc<str>, Arc<str>)> for ProjectFiles {
+    /// Later entries for the same path replace earlier ones.
+    fn from_iter<I: IntoIterator<Item = (Arc<str>, Arc<str>)>>(iter: I) -> Self {
+        let unique: BTreeMap<Arc<str>, Arc<str>> = iter.into_iter().collect();
+        ProjectFiles {
+            entries: unique.into_iter().collect(),
+        }
+    }
+}
 
 /// Why the project could not be rendered. Nothing is written in that case.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -70,6 +114,10 @@ struct CachedTarget {
 pub struct ProjectRenderer {
     cache: HashMap<(TargetKind, String), CachedTarget>,
     cached_options: Option<RenderOptions>,
+    /// The last flake and the inputs it was rendered from: most saves leave them alone.
+    cached_flake: Option<(IndexMap<String, Repo>, Arc<str>)>,
+    /// Size of the last `state.json`, to allocate the next one at once.
+    state_json_len: usize,
 }
 
 impl ProjectRenderer {
@@ -88,12 +136,23 @@ impl ProjectRenderer {
     ) -> Result<ProjectFiles, RenderFailure> {
         if self.cached_options.as_ref() != Some(options) {
             self.cache.clear();
+            self.cached_flake = None;
             self.cached_options = Some(options.clone());
         }
-        let mut files = ProjectFiles::new();
+        let mut files = ProjectFiles::default();
         let inputs = project_inputs(&options.thymis_url, &state.repositories);
-        files.insert("flake.nix".into(), render_flake(&inputs)?.into());
-        files.insert("state.json".into(), state.to_json_pretty().into());
+        let flake = match &self.cached_flake {
+            Some((cached_inputs, text)) if *cached_inputs == inputs => text.clone(),
+            _ => {
+                let text: Arc<str> = render_flake(&inputs)?.into();
+                self.cached_flake = Some((inputs, text.clone()));
+                text
+            }
+        };
+        files.push("flake.nix".into(), flake);
+        let state_json = state.to_json_pretty_with_capacity(self.state_json_len);
+        self.state_json_len = state_json.len() + state_json.len() / 16;
+        files.push("state.json".into(), state_json.into());
 
         let targets = state
             .configs
@@ -135,6 +194,12 @@ impl ProjectRenderer {
                 });
             }
             let key = (kind, identifier.clone());
+            if live.contains_key(&key) || misses.iter().any(|m: &Miss| m.key == key) {
+                return Err(RenderFailure::Identifier {
+                    path: format!("$.{list}[{index}].identifier"),
+                    message: format!("identifier `{identifier}` is used twice"),
+                });
+            }
             let hit = self
                 .cache
                 .remove(&key)
@@ -166,7 +231,7 @@ impl ProjectRenderer {
         for key in &order {
             if let Some(target) = live.get(key) {
                 for (path, text) in &target.files {
-                    files.insert(path.clone(), text.clone());
+                    files.push(path.clone(), text.clone());
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! written, each through a temporary file and a rename; all temporary files are written before
 //! the first rename, so a failure while writing leaves the previous project untouched.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -58,7 +58,7 @@ impl DiskMirror {
         // so the next comparison is a pointer check.
         let mut relink: Vec<(&Arc<str>, &Arc<str>)> = Vec::new();
         let mut created = Vec::new();
-        for (path, text) in files {
+        for (path, text) in files.iter() {
             match current.get(&**path) {
                 Some(old) if Arc::ptr_eq(old, text) => {}
                 Some(old) if old == text => relink.push((path, text)),
@@ -74,9 +74,10 @@ impl DiskMirror {
         let stale: Vec<Arc<str>> = if current.len() + created.len() == files.len() {
             Vec::new()
         } else {
+            let rendered: HashSet<&str> = files.iter().map(|(path, _)| &**path).collect();
             current
                 .keys()
-                .filter(|path| !files.contains_key(&***path) && is_generated(path))
+                .filter(|path| !rendered.contains(&***path) && is_generated(path))
                 .cloned()
                 .collect()
         };
@@ -101,10 +102,14 @@ impl DiskMirror {
             self.invalidate();
         }
         result?;
+        let sorted = |mut paths: Vec<String>| {
+            paths.sort();
+            paths
+        };
         Ok(SyncReport {
-            written: changed.into_iter().map(|(p, _)| p.to_string()).collect(),
-            created,
-            deleted: stale.iter().map(|p| p.to_string()).collect(),
+            written: sorted(changed.into_iter().map(|(p, _)| p.to_string()).collect()),
+            created: sorted(created),
+            deleted: sorted(stale.iter().map(|p| p.to_string()).collect()),
         })
     }
 }

@@ -206,8 +206,16 @@ impl State {
 
     /// The `state.json` text: two-space indentation like upstream, every field written.
     pub fn to_json_pretty(&self) -> String {
-        // Serialising plain data into a String cannot fail.
-        serde_json::to_string_pretty(self).unwrap_or_default()
+        self.to_json_pretty_with_capacity(0)
+    }
+
+    /// [`State::to_json_pretty`] into a buffer of `capacity` bytes, which saves the copies of
+    /// a growing buffer when the size is known from the last save.
+    pub fn to_json_pretty_with_capacity(&self, capacity: usize) -> String {
+        let mut buffer = Vec::with_capacity(capacity);
+        // Serialising plain data into memory cannot fail, and serde_json writes UTF-8.
+        let _ = serde_json::to_writer_pretty(&mut buffer, self);
+        String::from_utf8(buffer).unwrap_or_default()
     }
 
     /// The config with this identifier.
