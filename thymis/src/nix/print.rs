@@ -22,11 +22,9 @@ pub fn is_identifier(name: &str) -> bool {
 
 /// An attribute name as it must appear in Nix source: bare when possible, quoted otherwise.
 pub fn attr_name(name: &str) -> String {
-    if is_identifier(name) {
-        name.to_owned()
-    } else {
-        quoted_string(name)
-    }
+    let mut out = String::with_capacity(name.len() + 2);
+    push_attr_name(&mut out, name);
+    out
 }
 
 /// A literal string in double quotes with every special character escaped.
@@ -109,7 +107,24 @@ fn print_in(out: &mut String, expr: &Expr, indent: usize, position: Position) {
 }
 
 fn push_indent(out: &mut String, indent: usize) {
-    out.extend(std::iter::repeat_n(' ', indent));
+    const SPACES: &str = "                                                                ";
+    let mut left = indent;
+    while left > 0 {
+        let n = left.min(SPACES.len());
+        out.push_str(&SPACES[..n]);
+        left -= n;
+    }
+}
+
+/// Writes an attribute name, quoted only when needed.
+fn push_attr_name(out: &mut String, name: &str) {
+    if is_identifier(name) {
+        out.push_str(name);
+    } else {
+        out.push('"');
+        push_double_quoted_lit(out, name, false);
+        out.push('"');
+    }
 }
 
 fn print(out: &mut String, expr: &Expr, indent: usize) {
@@ -125,7 +140,7 @@ fn print(out: &mut String, expr: &Expr, indent: usize) {
             print_in(out, base, indent, Position::Operand);
             for segment in path {
                 out.push('.');
-                out.push_str(&attr_name(segment));
+                push_attr_name(out, segment);
             }
         }
         Expr::List(items) => {
@@ -227,8 +242,12 @@ fn print_binding(out: &mut String, binding: &Binding, indent: usize) {
     push_indent(out, indent);
     match binding {
         Binding::Assign(path, value) => {
-            let names: Vec<String> = path.iter().map(|s| attr_name(s)).collect();
-            out.push_str(&names.join("."));
+            for (i, segment) in path.iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_attr_name(out, segment);
+            }
             out.push_str(" = ");
             print(out, value, indent);
         }
@@ -236,7 +255,7 @@ fn print_binding(out: &mut String, binding: &Binding, indent: usize) {
             out.push_str("inherit");
             for name in names {
                 out.push(' ');
-                out.push_str(&attr_name(name));
+                push_attr_name(out, name);
             }
         }
     }

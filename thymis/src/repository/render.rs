@@ -2,7 +2,7 @@
 //! `tags/…`), remembering what each config and tag produced so that a save re-renders only the
 //! configs and tags that changed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use indexmap::IndexMap;
 use std::sync::Arc;
@@ -178,6 +178,7 @@ impl ProjectRenderer {
         let mut order = Vec::new();
         let mut live = HashMap::with_capacity(self.cache.len());
         let mut misses = Vec::new();
+        let mut seen = HashSet::with_capacity(self.cache.len());
         for (kind, index, identifier, priority, modules) in targets {
             // Upstream skips configs with an empty identifier.
             if identifier.is_empty() {
@@ -194,7 +195,7 @@ impl ProjectRenderer {
                 });
             }
             let key = (kind, identifier.clone());
-            if live.contains_key(&key) || misses.iter().any(|m: &Miss| m.key == key) {
+            if !seen.insert(key.clone()) {
                 return Err(RenderFailure::Identifier {
                     path: format!("$.{list}[{index}].identifier"),
                     message: format!("identifier `{identifier}` is used twice"),
