@@ -11,5 +11,5 @@ pub use expr::{
     lambda, mk_override, module_function, AttrSet, BinOp, Binding, Expr, NixString, Param, Pattern,
     StrPart,
 };
-pub use print::{attr_name, is_identifier, quoted_string};
+pub use print::{attr_name, is_identifier};
 pub use syntax::{check_syntax, NixSyntaxError};

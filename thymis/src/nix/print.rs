@@ -27,15 +27,6 @@ pub fn attr_name(name: &str) -> String {
     out
 }
 
-/// A literal string in double quotes with every special character escaped.
-pub fn quoted_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    push_double_quoted_lit(&mut out, text, false);
-    out.push('"');
-    out
-}
-
 impl Expr {
     /// Prints the expression as Nix source, starting at column 0.
     pub fn to_nix(&self) -> String {
