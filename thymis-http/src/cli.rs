@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use thymis::module::{ModuleRegistry, RenderEnv};
 use thymis::repository::{DiskMirror, ProjectRenderer, RenderOptions};
-use thymis::state::{Problem, Severity, State};
+use thymis::state::{Problem, Severity, State, StateError};
 
 /// Thymis controller: provision, configure and manage fleets of NixOS devices.
 #[derive(Debug, Parser)]
@@ -29,8 +29,9 @@ enum Command {
         format: Format,
     },
     /// Render a state.json into project files (state.json, flake.nix, hosts/, tags/) in a
-    /// directory, writing only files whose content changed. Exits 1 without writing anything
-    /// when the state has errors.
+    /// directory, writing only files whose content changed and deleting files under hosts/ and
+    /// tags/ that the state no longer produces (other files are left alone). Exits 1 without
+    /// writing anything when the state has errors.
     Render {
         /// Path of the state.json to render.
         state: PathBuf,
@@ -54,6 +55,10 @@ struct RenderArgs {
     /// URL of the `thymis` flake input.
     #[arg(long, env = "THYMIS_FLAKE_URL", default_value = thymis::nix::flake::DEFAULT_THYMIS_URL)]
     thymis_url: String,
+    /// A local checkout of the Thymis flake to use as the `thymis` input instead of
+    /// --thymis-url (as upstream's THYMIS_FLAKE_ROOT).
+    #[arg(long, env = "THYMIS_FLAKE_ROOT", conflicts_with = "thymis_url")]
+    flake_root: Option<PathBuf>,
     /// The controller's public URL, used as the agents' controller URL by default.
     #[arg(long, env = "THYMIS_BASE_URL")]
     base_url: Option<String>,
@@ -67,7 +72,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let registry = ModuleRegistry::with_builtins();
     match cli.command {
         Command::Check { state, format } => {
-            let (state, from) = load(&state)?;
+            let (state, from) = match load(&state)? {
+                Ok(loaded) => loaded,
+                Err(problems) => {
+                    report(&problems, format, thymis::state::LATEST_VERSION);
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
             let problems = state.validate(&registry);
             report(&problems, format, &from);
             Ok(exit_code(&problems))
@@ -77,14 +88,29 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dir,
             options,
         } => {
-            let (state, from) = load(&state)?;
+            let (state, from) = match load(&state)? {
+                Ok(loaded) => loaded,
+                Err(problems) => {
+                    report(&problems, Format::Text, thymis::state::LATEST_VERSION);
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
             let problems = state.validate(&registry);
             report(&problems, Format::Text, &from);
             if has_errors(&problems) {
                 return Ok(ExitCode::FAILURE);
             }
+            let thymis_url = match options.flake_root {
+                Some(root) => {
+                    let root = std::fs::canonicalize(&root).with_context(|| {
+                        format!("cannot find the flake root {}", root.display())
+                    })?;
+                    format!("git+file://{}", root.display())
+                }
+                None => options.thymis_url,
+            };
             let options = RenderOptions {
-                thymis_url: options.thymis_url,
+                thymis_url,
                 env: RenderEnv {
                     base_url: options.base_url,
                     agent_access_url: options.agent_access_url,
@@ -108,10 +134,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn load(path: &Path) -> anyhow::Result<(State, String)> {
+/// Loads a state file. Fields of the wrong shape are problems to report like validation
+/// problems; an unreadable file, invalid JSON or an unknown version are errors.
+fn load(path: &Path) -> anyhow::Result<Result<(State, String), Vec<Problem>>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    State::from_json_str(&text).with_context(|| format!("{} cannot be loaded", path.display()))
+    match State::from_json_str(&text) {
+        Ok(loaded) => Ok(Ok(loaded)),
+        Err(StateError::Shape(problems)) => Ok(Err(problems)),
+        Err(err) => Err(err).with_context(|| format!("{} cannot be loaded", path.display())),
+    }
 }
 
 fn has_errors(problems: &[Problem]) -> bool {

@@ -100,13 +100,16 @@ fn bad_input_gets_a_clear_message() {
 
     let wrong = dir.path().join("wrong.json");
     std::fs::write(&wrong, r#"{"version":"0.0.9","tags":[{"displayName":"T","identifier":"t","priority":"high","modules":[]}]}"#).unwrap();
-    let stderr = text(&controller(&["check", wrong.to_str().unwrap()]).stderr);
+    let out = controller(&["check", wrong.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
     assert!(
-        stderr.contains(
-            "state.json: $.tags[0].priority: invalid type: string \"high\", expected i64"
-        ),
-        "{stderr}"
+        stdout.contains("error: $.tags[0].priority: invalid type: string \"high\", expected i64"),
+        "{stdout}"
     );
+    let out = controller(&["check", "--format", "json", wrong.to_str().unwrap()]);
+    let problems: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(problems[0]["path"], "$.tags[0].priority");
 
     let future = dir.path().join("future.json");
     std::fs::write(&future, r#"{"version":"0.1.0"}"#).unwrap();
@@ -136,11 +139,17 @@ fn render_writes_the_project_and_then_only_changes() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("written, 0 deleted"));
     assert!(out_dir.join("flake.nix").exists());
+    // lobby-pi-1 sets no controller URL of its own, so --base-url is its fallback.
     let device = std::fs::read_to_string(
-        out_dir.join("hosts/kitchen-vm/thymis_controller.modules.thymis.ThymisDevice.nix"),
+        out_dir.join("hosts/lobby-pi-1/thymis_controller.modules.thymis.ThymisDevice.nix"),
     )
     .unwrap();
-    assert!(device.contains("thymis.config.agent.controller-url = lib.mkOverride 80 \"https://thymis.example.com\";"), "{device}");
+    assert!(device.contains("thymis.config.agent.controller-url = lib.mkOverride 100 \"https://thymis.example.com\";"), "{device}");
+    let flake = std::fs::read_to_string(out_dir.join("flake.nix")).unwrap();
+    assert!(
+        flake.contains("thymis.url = \"github:thymis-io/thymis/v0.9\";"),
+        "{flake}"
+    );
 
     let again = controller(&args);
     assert!(
@@ -148,6 +157,30 @@ fn render_writes_the_project_and_then_only_changes() {
         "{}",
         text(&again.stdout)
     );
+}
+
+#[test]
+fn render_uses_a_local_thymis_checkout() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkout = dir.path().join("thymis-checkout");
+    std::fs::create_dir(&checkout).unwrap();
+    let out_dir = dir.path().join("project");
+    let out = Command::new(env!("CARGO_BIN_EXE_thymis-controller"))
+        .args([
+            "render",
+            &fixture("state/project.json"),
+            out_dir.to_str().unwrap(),
+        ])
+        .env("THYMIS_FLAKE_ROOT", &checkout)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let flake = std::fs::read_to_string(out_dir.join("flake.nix")).unwrap();
+    let expected = format!(
+        "thymis.url = \"git+file://{}\";",
+        checkout.canonicalize().unwrap().display()
+    );
+    assert!(flake.contains(&expected), "{flake}");
 }
 
 #[test]

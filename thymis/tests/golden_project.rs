@@ -83,7 +83,7 @@ fn project_matches_golden_files_and_parses() {
     assert!(rendered
         .contains_key("hosts/lobby-pi-1/thymis_controller.modules.whatever.WhateverModule.nix"));
     assert!(rendered
-        .contains_key("hosts/lobby-pi-1/thymis_controller.modules.whatever.WhateverModule.2.nix"));
+        .contains_key("hosts/lobby-pi-1/thymis_controller.modules.whatever.WhateverModule-2.nix"));
     // A tag without modules still has its folder (the flake reads it).
     assert!(rendered.contains_key("tags/empty/.gitkeep"));
 }
@@ -181,7 +181,7 @@ fn flake_outputs_collect_host_and_tag_modules() {
             "thymis_controller.modules.files.FilesModule.nix",
             "thymis_controller.modules.networking.NetworkingModule.nix",
             "thymis_controller.modules.thymis.ThymisDevice.nix",
-            "thymis_controller.modules.whatever.WhateverModule.2.nix",
+            "thymis_controller.modules.whatever.WhateverModule-2.nix",
             "thymis_controller.modules.whatever.WhateverModule.nix",
             "thymis_controller.modules.kiosk.Kiosk.nix",
             "thymis_controller.modules.localization.LocalizationModule.nix",
@@ -212,7 +212,7 @@ fn second_instances_get_their_own_file_and_service() {
         .get("hosts/kitchen-vm/thymis_controller.modules.bash.BashModule.nix")
         .unwrap();
     let second = files
-        .get("hosts/kitchen-vm/thymis_controller.modules.bash.BashModule.2.nix")
+        .get("hosts/kitchen-vm/thymis_controller.modules.bash.BashModule-2.nix")
         .unwrap();
     assert!(
         first.contains("systemd.services.thymis-bash-service-hosts-kitchen-vm = {"),
@@ -226,4 +226,39 @@ fn second_instances_get_their_own_file_and_service() {
         second.contains("systemd.timers.thymis-bash-service-hosts-kitchen-vm-2 = {"),
         "{second}"
     );
+}
+
+#[test]
+fn reserved_and_unfinished_inputs() {
+    let registry = ModuleRegistry::with_builtins();
+    let mut state = project_state();
+    let repo = state.repositories["extra-tools"].clone();
+    state.repositories.insert("builtins".into(), repo);
+    let err = ProjectRenderer::new()
+        .render(&state, &registry, &options())
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("flake input name `builtins` is reserved"),
+        "{err}"
+    );
+    let problems = state.validate(&registry);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.path == "$.repositories.builtins"
+                && p.severity == thymis::state::Severity::Error),
+        "{problems:#?}"
+    );
+
+    // An entry the user has not finished (no url, no follows) stays out of the flake.
+    let mut state = project_state();
+    state
+        .repositories
+        .insert("new-repo-1".into(), thymis::state::Repo::default());
+    let files = ProjectRenderer::new()
+        .render(&state, &registry, &options())
+        .unwrap();
+    let flake = files.get("flake.nix").unwrap();
+    assert!(!flake.contains("new-repo-1"), "{flake}");
 }

@@ -346,3 +346,132 @@ fn broken_state_json_is_a_clear_error() {
         "{\"version\": \"0.0.9\", \"configs\": [1]}"
     );
 }
+
+/// A module from an external repository may be registered after the first save (upstream
+/// discovers them after rendering with the built-ins); the next save must render it.
+#[test]
+fn modules_registered_later_are_rendered_by_the_next_save() {
+    use thymis::module::{Module, ModuleInfo, Setting, SettingType, Text};
+
+    struct Motd(ModuleInfo);
+    impl Module for Motd {
+        fn info(&self) -> &ModuleInfo {
+            &self.0
+        }
+    }
+    let motd = || {
+        Motd(ModuleInfo {
+            type_name: "acme_modules.motd.Motd".into(),
+            display_name: Text::plain("Message of the day"),
+            description: None,
+            category: None,
+            icon: None,
+            icon_dark: None,
+            settings: vec![
+                Setting::new("text", Text::plain("Text"), SettingType::String)
+                    .nix_attr("users.motd"),
+            ],
+        })
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let builtins = ModuleRegistry::with_builtins();
+    let mut repo = open(root);
+    let mut state = State::default();
+    let mut pi = config("pi-1");
+    pi.modules
+        .push(ModuleSettings::new("acme_modules.motd.Motd").with("text", json!("Hello")));
+    state.configs.push(pi);
+    repo.save_state(&state, &builtins).unwrap();
+    let file = root.join("hosts/pi-1/acme_modules.motd.Motd.nix");
+    assert!(!file.exists(), "unknown modules are skipped");
+
+    let mut extended = builtins.clone();
+    extended.register(motd()).unwrap();
+    repo.save_state(&state, &extended).unwrap();
+    let text = fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("users.motd = lib.mkOverride 80 \"Hello\";"),
+        "{text}"
+    );
+    assert!(
+        git(root, &["status", "--porcelain"]).contains("A  hosts/pi-1/acme_modules.motd.Motd.nix")
+    );
+
+    // Type strings become file names, so only dotted paths are accepted.
+    let mut bad = motd();
+    bad.0.type_name = "../../etc/evil".into();
+    let err = extended.clone().register(bad).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "module type `../../etc/evil` must be a dotted path of letters, digits and `_`, such as `acme.modules.Sensor`"
+    );
+    assert!(
+        extended.clone().register(motd()).is_err(),
+        "a type registers once"
+    );
+}
+
+#[test]
+fn files_changed_outside_are_repaired_after_forgetting_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let registry = ModuleRegistry::with_builtins();
+    let mut repo = open(root);
+    let mut state = State::default();
+    state.configs.push(config("pi-1"));
+    repo.save_state(&state, &registry).unwrap();
+    let file = root.join("hosts/pi-1/thymis_controller.modules.thymis.ThymisDevice.nix");
+    let original = fs::read_to_string(&file).unwrap();
+
+    fs::write(&file, "{ }").unwrap();
+    fs::remove_file(root.join("hosts/pi-1/.gitkeep")).unwrap();
+    // Saves trust their memory of the disk (that is what makes them fast) …
+    let report = repo.save_state(&state, &registry).unwrap();
+    assert!(report.files.written.is_empty());
+    // … until told that something else changed the working tree.
+    repo.forget_disk_contents();
+    let report = repo.save_state(&state, &registry).unwrap();
+    assert_eq!(
+        report.files.written,
+        vec![
+            "hosts/pi-1/.gitkeep",
+            "hosts/pi-1/thymis_controller.modules.thymis.ThymisDevice.nix"
+        ]
+    );
+    assert_eq!(fs::read_to_string(&file).unwrap(), original);
+}
+
+#[test]
+fn author_names_git_would_refuse_are_cleaned() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let registry = ModuleRegistry::with_builtins();
+    let mut repo = open(root);
+    let mut state = State::default();
+    state.configs.push(config("pi-1"));
+    repo.save_state(&state, &registry).unwrap();
+    let author = Author {
+        name: "Mallory <evil>\nInjected".into(),
+        email: "<>".into(),
+    };
+    repo.commit("odd author", Some(&author)).unwrap();
+    assert_eq!(
+        git(root, &["log", "-1", "--format=%an|%ae"]),
+        "Mallory evilInjected|user@thymis.local"
+    );
+}
+
+#[test]
+fn temporary_files_are_ignored_by_git() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut repo = open(root);
+    fs::write(root.join(".thymis-leftover.tmp"), "half written").unwrap();
+    assert_eq!(git(root, &["status", "--porcelain"]), "");
+    assert!(matches!(
+        repo.commit("nothing", None),
+        Err(RepositoryError::NothingToCommit)
+    ));
+}

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value as Json};
 
 use crate::nix::{mk_override, module_function, AttrSet, Expr, NixSyntaxError};
 
-pub use registry::ModuleRegistry;
+pub use registry::{is_valid_type_name, ModuleRegistry, RegistryError};
 pub use setting::{
     list_of, select_labelled, select_values, OnDevice, SecretKind, SecretProcessing, SecretSetting,
     Setting, SettingType, Text, TimerDefaults,

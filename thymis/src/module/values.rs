@@ -18,6 +18,8 @@ pub fn check_value(setting: &Setting, value: &Json, path: &str, problems: &mut V
     }
     let mut fail = |message: String| problems.push(Problem::error(path, message));
     match (&setting.ty, value) {
+        // `null` means "not set": the module default applies.
+        (_, Json::Null) => {}
         (
             SettingType::String
             | SettingType::Textarea
@@ -37,6 +39,9 @@ pub fn check_value(setting: &Setting, value: &Json, path: &str, problems: &mut V
                     allowed.join(", ")
                 ));
             }
+        }
+        // An empty reference means "none chosen" (the modules' own default).
+        (SettingType::Secret(_) | SettingType::Artifact, Json::String(text)) if text.is_empty() => {
         }
         (SettingType::Secret(_), Json::String(id)) => {
             if uuid::Uuid::parse_str(id).is_err() {
@@ -68,7 +73,6 @@ pub fn check_value(setting: &Setting, value: &Json, path: &str, problems: &mut V
             }
         }
         (SettingType::SystemdTimer(_), Json::Object(timer)) => check_timer(timer, path, problems),
-        (SettingType::SystemdTimer(_), Json::Null) => {}
         // Upstream's editor stores numbers typed into int fields as strings, and leaves
         // untouched bool fields as ""; both render, so they are only worth a warning.
         (SettingType::Int, Json::String(text)) if text.trim().parse::<i64>().is_ok() => problems
@@ -76,6 +80,9 @@ pub fn check_value(setting: &Setting, value: &Json, path: &str, problems: &mut V
                 path,
                 format!("the integer is stored as the string {text:?}"),
             )),
+        (SettingType::Int, Json::String(text)) if text.trim().is_empty() => problems.push(
+            Problem::warning(path, "an empty value counts as not set".to_owned()),
+        ),
         (SettingType::Bool, Json::String(text)) if text.is_empty() => problems.push(
             Problem::warning(path, "an empty string stands for false".to_owned()),
         ),

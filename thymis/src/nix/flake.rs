@@ -17,8 +17,8 @@ pub enum FlakeError {
     /// The outputs function binds every input by name, so names must be Nix identifiers.
     #[error("flake input name `{0}` is not a Nix identifier (letters, digits, `_`, `-`, `'`; not starting with a digit)")]
     InputName(String),
-    /// Input names `self` and `inputs` are taken by the flake itself.
-    #[error("flake input name `{0}` is reserved")]
+    /// Input names `self`, `inputs` and `builtins` are taken by the flake itself.
+    #[error("flake input name `{0}` is reserved (self, inputs and builtins mean something else in flake.nix)")]
     ReservedInputName(String),
     /// An `inputs_follows` key must be an input name too.
     #[error("input `{input}`: `inputs_follows` key `{key}` is not a Nix identifier")]
@@ -56,16 +56,36 @@ pub fn project_inputs(
     inputs
 }
 
+/// Names the flake's outputs function gives its own meaning: an input of that name would hide
+/// it.
+const RESERVED_INPUT_NAMES: [&str; 3] = ["self", "inputs", "builtins"];
+
+/// Why `name` cannot name a flake input: the outputs function binds every input by name.
+pub fn input_name_problem(name: &str) -> Option<FlakeError> {
+    if !is_identifier(name) {
+        Some(FlakeError::InputName(name.to_owned()))
+    } else if RESERVED_INPUT_NAMES.contains(&name) {
+        Some(FlakeError::ReservedInputName(name.to_owned()))
+    } else {
+        None
+    }
+}
+
+/// Whether a repository becomes a flake input: without a url or follows, Nix would look its
+/// name up in the flake registry, so such an unfinished entry is left out.
+pub fn is_flake_input(repo: &Repo) -> bool {
+    repo.url.is_some() || repo.follows.is_some()
+}
+
 /// Renders `flake.nix` for the given inputs (see [`project_inputs`]).
 pub fn render_flake(inputs: &IndexMap<String, Repo>) -> Result<String, FlakeError> {
     let mut input_attrs = AttrSet::new();
-    for (name, repo) in inputs {
-        if !is_identifier(name) {
-            return Err(FlakeError::InputName(name.clone()));
+    let mut args: Vec<String> = vec!["self".into()];
+    for (name, repo) in inputs.iter().filter(|(_, repo)| is_flake_input(repo)) {
+        if let Some(problem) = input_name_problem(name) {
+            return Err(problem);
         }
-        if name == "self" || name == "inputs" {
-            return Err(FlakeError::ReservedInputName(name.clone()));
-        }
+        args.push(name.clone());
         if let Some(url) = &repo.url {
             input_attrs.set_path(vec![name.clone(), "url".into()], url.as_str());
         }
@@ -86,8 +106,6 @@ pub fn render_flake(inputs: &IndexMap<String, Repo>) -> Result<String, FlakeErro
         }
     }
 
-    let mut args: Vec<String> = vec!["self".into()];
-    args.extend(inputs.keys().cloned());
     let outputs = Expr::Lambda(
         Param::Set(Pattern {
             args,
@@ -222,7 +240,7 @@ fn outputs_body() -> Expr {
             bind("toNixosConfiguration", to_configuration),
             bind(
                 "nixosConfigurations",
-                var("builtins.listToAttrs").apply(vec![var("map").apply(vec![
+                var("builtins.listToAttrs").apply(vec![var("builtins.map").apply(vec![
                     var("toNixosConfiguration"),
                     var("builtins.filter").apply(vec![has_identifier, var("state.configs")]),
                 ])]),

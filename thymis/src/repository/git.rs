@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use git2::{DiffOptions, IndexAddOption, Oid, Signature, Tree};
 
 use super::render::{ProjectRenderer, RenderOptions};
-use super::sync::DiskMirror;
+use super::sync::{DiskMirror, TEMP_PREFIX, TEMP_SUFFIX};
 use super::{
     Author, ChangeKind, CommitInfo, FileChange, Repository, RepositoryError, SaveReport,
     CONTROLLER_EMAIL, CONTROLLER_NAME,
@@ -46,6 +46,7 @@ impl GitRepository {
             Err(err) => return Err(err.into()),
         };
         ensure_identity(&repo)?;
+        ignore_temp_files(&repo)?;
         let mut project = GitRepository {
             root: root.to_path_buf(),
             repo,
@@ -68,6 +69,14 @@ impl GitRepository {
     /// The working tree's folder.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Forgets what this repository believes is on disk. Saves compare rendered files with
+    /// their last written content in memory; call this after anything else changed the working
+    /// tree (a `git checkout`, a hand edit), and the next save reads the files back and repairs
+    /// what differs.
+    pub fn forget_disk_contents(&mut self) {
+        self.mirror.invalidate();
     }
 
     fn head_tree(&self) -> Result<Option<Tree<'_>>, RepositoryError> {
@@ -99,7 +108,10 @@ impl GitRepository {
 
     fn signature(author: Option<&Author>) -> Result<Signature<'static>, git2::Error> {
         match author {
-            Some(a) => Signature::now(&a.name, &a.email),
+            Some(a) => Signature::now(
+                &clean_identity_part(&a.name, "Thymis user"),
+                &clean_identity_part(&a.email, "user@thymis.local"),
+            ),
             None => Signature::now(CONTROLLER_NAME, CONTROLLER_EMAIL),
         }
     }
@@ -306,14 +318,53 @@ impl Repository for GitRepository {
     }
 }
 
+/// Gives the repository the controller's identity where git has none (a global identity of the
+/// service user wins, as upstream).
 fn ensure_identity(repo: &git2::Repository) -> Result<(), git2::Error> {
     let config = repo.config()?;
-    if config.get_string("user.name").is_err() || config.get_string("user.email").is_err() {
-        let mut local = config.open_level(git2::ConfigLevel::Local)?;
-        local.set_str("user.name", CONTROLLER_NAME)?;
-        local.set_str("user.email", CONTROLLER_EMAIL)?;
+    let mut local = config.open_level(git2::ConfigLevel::Local)?;
+    for (key, value) in [
+        ("user.name", CONTROLLER_NAME),
+        ("user.email", CONTROLLER_EMAIL),
+    ] {
+        if config.get_string(key).is_err() {
+            local.set_str(key, value)?;
+        }
     }
     Ok(())
+}
+
+/// Keeps temporary files of an interrupted write out of commits.
+fn ignore_temp_files(repo: &git2::Repository) -> Result<(), RepositoryError> {
+    let pattern = format!("{TEMP_PREFIX}*{TEMP_SUFFIX}");
+    let exclude = repo.path().join("info/exclude");
+    let current = fs::read_to_string(&exclude).unwrap_or_default();
+    if !current.lines().any(|line| line == pattern) {
+        fs::create_dir_all(repo.path().join("info"))?;
+        let mut text = current;
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&pattern);
+        text.push('\n');
+        super::write_atomic(&exclude, text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Git refuses names and addresses containing `<`, `>` or line breaks; drop those characters
+/// rather than fail a user's commit.
+fn clean_identity_part(text: &str, fallback: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .filter(|c| !matches!(c, '<' | '>') && !c.is_control())
+        .collect();
+    let cleaned = cleaned.trim();
+    if cleaned.is_empty() {
+        fallback.to_owned()
+    } else {
+        cleaned.to_owned()
+    }
 }
 
 fn short_sha(oid: Oid) -> String {

@@ -114,7 +114,8 @@ pub trait Repository: Send {
     fn load_state(&self) -> Result<State, RepositoryError>;
 
     /// Writes the state and everything rendered from it, touching only files whose content
-    /// changed, and stages the result.
+    /// changed. New and removed files are staged in git (Nix sees only tracked files); changed
+    /// files are staged by the next commit.
     fn save_state(
         &mut self,
         state: &State,

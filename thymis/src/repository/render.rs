@@ -113,7 +113,8 @@ struct CachedTarget {
 #[derive(Default)]
 pub struct ProjectRenderer {
     cache: HashMap<(TargetKind, String), CachedTarget>,
-    cached_options: Option<RenderOptions>,
+    /// The options and registry version the cache was rendered with.
+    cached_for: Option<(RenderOptions, u64)>,
     /// The last flake and the inputs it was rendered from: most saves leave them alone.
     cached_flake: Option<(IndexMap<String, Repo>, Arc<str>)>,
     /// Size of the last `state.json`, to allocate the next one at once.
@@ -134,10 +135,11 @@ impl ProjectRenderer {
         registry: &ModuleRegistry,
         options: &RenderOptions,
     ) -> Result<ProjectFiles, RenderFailure> {
-        if self.cached_options.as_ref() != Some(options) {
+        let inputs_of_cache = (options.clone(), registry.version());
+        if self.cached_for.as_ref() != Some(&inputs_of_cache) {
             self.cache.clear();
             self.cached_flake = None;
-            self.cached_options = Some(options.clone());
+            self.cached_for = Some(inputs_of_cache);
         }
         let mut files = ProjectFiles::default();
         let inputs = project_inputs(&options.thymis_url, &state.repositories);
@@ -303,12 +305,13 @@ fn render_misses(misses: Vec<Miss>, registry: &ModuleRegistry, env: &RenderEnv) 
 }
 
 /// File name of the `n`th (0-based) instance of a module type: the first keeps upstream's
-/// `<type>.nix`, later ones get `<type>.<n+1>.nix` instead of overwriting it.
+/// `<type>.nix`, later ones get `<type>-<n+1>.nix` instead of overwriting it (`-` never occurs in
+/// a type string, so these names cannot collide with another type's).
 fn module_file_name(module_type: &str, instance: usize) -> String {
     if instance == 0 {
         format!("{module_type}.nix")
     } else {
-        format!("{module_type}.{}.nix", instance + 1)
+        format!("{module_type}-{}.nix", instance + 1)
     }
 }
 
@@ -330,16 +333,8 @@ fn render_target(
             tracing::warn!(module_type = %instance.module_type, target = ctx.identifier, "unknown module type skipped");
             continue;
         };
-        if !is_safe_file_stem(&instance.module_type) {
-            problems.push(Problem::error(
-                &format!("{path}.modules[{i}].type"),
-                format!(
-                    "module type `{}` cannot be a file name",
-                    instance.module_type
-                ),
-            ));
-            continue;
-        }
+        // Registered type strings are dotted paths (see `ModuleRegistry::register`), so they
+        // are safe file names.
         let count = seen.entry(instance.module_type.as_str()).or_insert(0);
         let name = module_file_name(&instance.module_type, *count);
         let ctx = RenderContext {
@@ -359,12 +354,4 @@ fn render_target(
         }
     }
     files
-}
-
-fn is_safe_file_stem(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }

@@ -17,6 +17,15 @@ const GENERATED_FOLDERS: [&str; 2] = ["hosts", "tags"];
 /// The file that is fsynced before it replaces the old one: it is the source of truth.
 const STATE_FILE: &str = "state.json";
 
+/// Temporary files are named `.thymis-<random>.tmp`; git is told to ignore them and a scan
+/// removes those a crash left behind.
+pub(crate) const TEMP_PREFIX: &str = ".thymis-";
+pub(crate) const TEMP_SUFFIX: &str = ".tmp";
+
+fn is_temp_file(name: &str) -> bool {
+    name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)
+}
+
 /// What a sync changed, as repository-relative paths.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
@@ -134,8 +143,10 @@ fn read_text(path: &Path) -> io::Result<Option<Arc<str>>> {
     }
 }
 
-/// Reads the generated files on disk (first sync after opening a project).
+/// Reads the generated files on disk (first sync after opening a project) and removes
+/// temporary files an interrupted write left behind.
 fn scan(root: &Path) -> io::Result<HashMap<Arc<str>, Arc<str>>> {
+    remove_temp_files(root)?;
     let mut known = HashMap::new();
     for top in ["flake.nix", STATE_FILE] {
         if let Some(text) = read_text(&root.join(top))? {
@@ -160,6 +171,10 @@ fn scan_dir(
     };
     for entry in entries {
         let entry = entry?;
+        if entry.file_name().to_str().is_some_and(is_temp_file) {
+            fs::remove_file(entry.path())?;
+            continue;
+        }
         let path = relative.join(entry.file_name());
         let Some(key) = path.to_str().map(Arc::from) else {
             continue;
@@ -168,6 +183,21 @@ fn scan_dir(
             scan_dir(root, &path, known)?;
         } else if let Some(text) = read_text(&root.join(&path))? {
             known.insert(key, text);
+        }
+    }
+    Ok(())
+}
+
+fn remove_temp_files(dir: &Path) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_name().to_str().is_some_and(is_temp_file) && entry.file_type()?.is_file() {
+            fs::remove_file(entry.path())?;
         }
     }
     Ok(())
@@ -203,8 +233,8 @@ fn stage_one(root: &Path, path: &str, text: &str) -> io::Result<Staged> {
     let dir = target.parent().unwrap_or(root);
     fs::create_dir_all(dir)?;
     let mut temp = tempfile::Builder::new()
-        .prefix(".thymis-")
-        .suffix(".tmp")
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
         .tempfile_in(dir)?;
     temp.write_all(text.as_bytes())?;
     if path == STATE_FILE {
@@ -259,8 +289,8 @@ fn commit_all(root: &Path, mut staged: Vec<Staged>, stale: &[Arc<str>]) -> io::R
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut temp = tempfile::Builder::new()
-        .prefix(".thymis-")
-        .suffix(".tmp")
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
         .tempfile_in(dir)?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;
@@ -378,6 +408,22 @@ pub(crate) mod tests {
             fs::read_to_string(root.join("hosts/c/y.nix")).unwrap(),
             "added"
         );
+    }
+
+    #[test]
+    fn temporary_files_left_by_a_crash_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("hosts/a")).unwrap();
+        fs::write(root.join(".thymis-abc.tmp"), "half").unwrap();
+        fs::write(root.join("hosts/a/.thymis-def.tmp"), "half").unwrap();
+        fs::write(root.join("notes.tmp"), "mine").unwrap();
+        DiskMirror::default()
+            .sync(root, &files(&[("state.json", "{}")]))
+            .unwrap();
+        assert!(!root.join(".thymis-abc.tmp").exists());
+        assert!(!root.join("hosts/a/.thymis-def.tmp").exists());
+        assert!(root.join("notes.tmp").exists(), "other files stay");
     }
 
     #[test]

@@ -167,14 +167,23 @@ pub enum StateError {
     /// The document's version is unknown or an old document is malformed.
     #[error(transparent)]
     Migration(#[from] MigrationError),
-    /// A field has the wrong type or a required field is missing.
-    #[error("state.json: {path}: {message}")]
-    Shape {
-        /// JSON path of the offending value, e.g. `$.configs[0].identifier`.
-        path: String,
-        /// What is wrong there.
-        message: String,
-    },
+    /// Fields have the wrong type or required fields are missing: one problem per broken
+    /// repository, tag or config (never empty).
+    #[error("state.json: {}", describe_shape_problems(.0))]
+    Shape(Vec<Problem>),
+}
+
+fn describe_shape_problems(problems: &[Problem]) -> String {
+    match problems {
+        [] => "malformed".to_owned(),
+        [only] => format!("{}: {}", only.path, only.message),
+        [first, rest @ ..] => format!(
+            "{}: {} (and {} more problems)",
+            first.path,
+            first.message,
+            rest.len()
+        ),
+    }
 }
 
 impl State {
@@ -194,14 +203,16 @@ impl State {
     /// Like [`State::from_json_str`] for an already parsed document.
     pub fn from_json_value(doc: Json) -> Result<(State, String), StateError> {
         let (doc, from_version) = migrate(doc)?;
-        let state: State = serde_path_to_error::deserialize(doc).map_err(|err| {
-            let path = json_path(&err.path().to_string());
-            StateError::Shape {
-                path,
-                message: err.inner().to_string(),
+        match serde_path_to_error::deserialize::<_, State>(&doc) {
+            Ok(state) => Ok((state, from_version)),
+            Err(first) => {
+                let mut problems = shape_problems(&doc);
+                if problems.is_empty() {
+                    problems.push(shape_problem("", &first));
+                }
+                Err(StateError::Shape(problems))
             }
-        })?;
-        Ok((state, from_version))
+        }
     }
 
     /// The `state.json` text: two-space indentation like upstream, every field written.
@@ -227,6 +238,58 @@ impl State {
     pub fn tag(&self, identifier: &str) -> Option<&Tag> {
         self.tags.iter().find(|t| t.identifier == identifier)
     }
+}
+
+fn shape_problem(prefix: &str, err: &serde_path_to_error::Error<serde_json::Error>) -> Problem {
+    let inner = err.path().to_string();
+    let raw = match (prefix.is_empty(), inner.as_str()) {
+        (true, _) => inner.clone(),
+        (false, ".") => prefix.to_owned(),
+        (false, _) if inner.starts_with('[') => format!("{prefix}{inner}"),
+        (false, _) => format!("{prefix}.{inner}"),
+    };
+    Problem::error(&json_path(&raw), err.inner().to_string())
+}
+
+/// Deserialises every repository, tag and config on its own, so that one broken entry does not
+/// hide the problems of the others.
+fn shape_problems(doc: &Json) -> Vec<Problem> {
+    fn check<T: serde::de::DeserializeOwned>(prefix: &str, value: &Json, out: &mut Vec<Problem>) {
+        if let Err(err) = serde_path_to_error::deserialize::<_, T>(value) {
+            out.push(shape_problem(prefix, &err));
+        }
+    }
+    let mut problems = Vec::new();
+    let Some(top) = doc.as_object() else {
+        return problems;
+    };
+    for (key, value) in top {
+        match (key.as_str(), value) {
+            ("repositories", Json::Object(repos)) => {
+                for (name, repo) in repos {
+                    let prefix = format!("repositories.{}", crate::nix::attr_name(name));
+                    check::<Repo>(&prefix, repo, &mut problems);
+                }
+            }
+            ("tags", Json::Array(tags)) => {
+                for (i, tag) in tags.iter().enumerate() {
+                    check::<Tag>(&format!("tags[{i}]"), tag, &mut problems);
+                }
+            }
+            ("configs", Json::Array(configs)) => {
+                for (i, config) in configs.iter().enumerate() {
+                    check::<Config>(&format!("configs[{i}]"), config, &mut problems);
+                }
+            }
+            ("version" | "repositories" | "tags" | "configs", _) => {
+                let mut single = serde_json::Map::new();
+                single.insert(key.clone(), value.clone());
+                check::<State>("", &Json::Object(single), &mut problems);
+            }
+            _ => {}
+        }
+    }
+    problems
 }
 
 /// serde_path_to_error writes `configs[0].identifier`; we report `$.configs[0].identifier`.
@@ -267,9 +330,10 @@ mod tests {
     fn wrong_type_names_its_path() {
         let text = r#"{"version":"0.0.9","tags":[{"displayName":"T","identifier":"t","priority":"high","modules":[]}]}"#;
         match State::from_json_str(text) {
-            Err(StateError::Shape { path, message }) => {
-                assert_eq!(path, "$.tags[0].priority");
-                assert!(message.contains("expected i64"), "{message}");
+            Err(StateError::Shape(problems)) => {
+                assert_eq!(problems.len(), 1);
+                assert_eq!(problems[0].path, "$.tags[0].priority");
+                assert!(problems[0].message.contains("expected i64"), "{problems:?}");
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -279,12 +343,41 @@ mod tests {
     fn missing_field_names_its_parent() {
         let text = r#"{"version":"0.0.9","configs":[{"displayName":"A","modules":[],"tags":[]}]}"#;
         match State::from_json_str(text) {
-            Err(StateError::Shape { path, message }) => {
-                assert_eq!(path, "$.configs[0]");
-                assert!(message.contains("identifier"), "{message}");
+            Err(StateError::Shape(problems)) => {
+                assert_eq!(problems[0].path, "$.configs[0]");
+                assert!(problems[0].message.contains("identifier"), "{problems:?}");
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn every_broken_entry_is_reported() {
+        let text = r#"{"version":"0.0.9","repositories":{"r":{"url":5}},
+            "tags":[{"displayName":"T","identifier":"t","priority":"high","modules":[]}],
+            "configs":[{"displayName":"A","identifier":"a","modules":[],"tags":[]},
+                       {"displayName":"B","identifier":7,"modules":[],"tags":[]},
+                       {"displayName":"C","identifier":"c","modules":[{"type":"x","settings":[]}],"tags":[]}]}"#;
+        let Err(StateError::Shape(problems)) = State::from_json_str(text) else {
+            panic!("expected shape problems");
+        };
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "$.repositories.r.url",
+                "$.tags[0].priority",
+                "$.configs[1].identifier",
+                "$.configs[2].modules[0].settings"
+            ]
+        );
+        let text = State::from_json_str(r#"{"version":"0.0.9","configs":{}}"#)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            text,
+            "state.json: $.configs: invalid type: map, expected a sequence"
+        );
     }
 
     #[test]

@@ -154,11 +154,8 @@ impl State {
     fn validate_repositories(&self, problems: &mut Vec<Problem>) {
         for (name, repo) in &self.repositories {
             let path = format!("$.repositories.{}", crate::nix::attr_name(name));
-            if !is_identifier(name) {
-                problems.push(Problem::error(
-                    &path,
-                    format!("input name `{name}` is not a Nix identifier (letters, digits, `_`, `-`, `'`; not starting with a digit)"),
-                ));
+            if let Some(problem) = crate::nix::flake::input_name_problem(name) {
+                problems.push(Problem::error(&path, problem.to_string()));
             }
             if let Some(url) = &repo.url {
                 if let Err(err) = url.parse::<crate::nix::flake_ref::FlakeRef>() {
@@ -173,7 +170,7 @@ impl State {
                     ));
                 }
             }
-            if repo.url.is_none() && repo.follows.is_none() {
+            if !crate::nix::flake::is_flake_input(repo) {
                 problems.push(Problem::warning(
                     &path,
                     "repository has neither a url nor follows; it is left out of flake.nix"
@@ -248,10 +245,12 @@ fn check_modules(
         for (key, value) in &instance.settings {
             let setting_path = format!("{path}.settings.{key}");
             let Some(setting) = info.setting(key) else {
-                problems.push(Problem::error(
+                // Upstream ignores such keys (old versions left some behind), and so does
+                // rendering.
+                problems.push(Problem::warning(
                     &setting_path,
                     format!(
-                        "unknown setting `{key}` for module {}",
+                        "unknown setting `{key}` for module {}; it is ignored",
                         info.display_name.en
                     ),
                 ));
@@ -312,9 +311,11 @@ fn check_select_extras(
         .as_array()
         .is_some_and(|kinds| kinds.iter().all(|k| k != "tag"));
     if config_only && kind == TargetKind::Tag {
-        problems.push(Problem::error(
+        // The dashboard offers it on configs only; on a tag it still applies to every config
+        // with the tag, which older projects rely on.
+        problems.push(Problem::warning(
             path,
-            format!("`{key}` can only be set on a config, not on a tag"),
+            format!("`{key}` is meant to be set on configs; on a tag it applies to every config with the tag"),
         ));
     }
     let Some(restrictions) = extra["restrict_values_on_other_key"].as_object() else {

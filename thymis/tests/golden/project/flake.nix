@@ -24,7 +24,7 @@
         };
       };
     };
-    nixosConfigurations = builtins.listToAttrs (map toNixosConfiguration (builtins.filter (config: config.identifier != "") state.configs));
+    nixosConfigurations = builtins.listToAttrs (builtins.map toNixosConfiguration (builtins.filter (config: config.identifier != "") state.configs));
   in
   {
     nixosConfigurations = nixosConfigurations;
