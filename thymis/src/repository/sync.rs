@@ -411,6 +411,47 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_failed_rename_leaves_state_json_and_no_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let mut mirror = DiskMirror::default();
+        mirror
+            .sync(root, &files(&[("state.json", "{\"v\":1}")]))
+            .unwrap();
+        // A folder where a file must go makes its rename fail.
+        fs::create_dir_all(root.join("hosts/a/x.nix/blocker")).unwrap();
+        let next = files(&[("state.json", "{\"v\":2}"), ("hosts/a/x.nix", "new")]);
+        assert!(mirror.sync(root, &next).is_err());
+        // state.json is renamed last, so the source of truth still describes the old project.
+        assert_eq!(
+            fs::read_to_string(root.join("state.json")).unwrap(),
+            "{\"v\":1}"
+        );
+        let leftovers: Vec<_> = fs::read_dir(root.join("hosts/a"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|name| name.to_string_lossy().ends_with(TEMP_SUFFIX))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        assert!(!fs::read_dir(root).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(TEMP_SUFFIX)));
+
+        fs::remove_dir_all(root.join("hosts/a/x.nix")).unwrap();
+        mirror.sync(root, &next).unwrap();
+        assert_eq!(
+            fs::read_to_string(root.join("hosts/a/x.nix")).unwrap(),
+            "new"
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("state.json")).unwrap(),
+            "{\"v\":2}"
+        );
+    }
+
+    #[test]
     fn temporary_files_left_by_a_crash_are_removed() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
