@@ -1,4 +1,5 @@
-//! The project commands: `check` validates a `state.json`, `render` writes the project files.
+//! The command line: the controller's options, and the project tools (`check` validates a
+//! `state.json`, `render` writes the project files).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,15 +11,21 @@ use thymis::repository::{DiskMirror, ProjectRenderer, RenderOptions};
 use thymis::state::{Problem, Severity, State, StateError};
 
 /// Thymis controller: provision, configure and manage fleets of NixOS devices.
+///
+/// Without a command it runs the controller.
 #[derive(Debug, Parser)]
-#[command(name = "thymis-controller", version, about, long_about = None)]
+#[command(name = "thymis-controller", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
+    /// A project tool instead of the controller.
     #[command(subcommand)]
-    command: Command,
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: crate::serve::ServeArgs,
 }
 
+/// The project tools.
 #[derive(Debug, Subcommand)]
-enum Command {
+pub enum Command {
     /// Validate a project's state.json (any upstream version 0.0.1–0.0.9) and list every
     /// problem with its JSON path. Exits 1 when there is at least one error.
     Check {
@@ -43,7 +50,7 @@ enum Command {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum Format {
+pub enum Format {
     /// One line per problem.
     Text,
     /// A JSON array of {path, message, severity}.
@@ -51,7 +58,7 @@ enum Format {
 }
 
 #[derive(Debug, clap::Args)]
-struct RenderArgs {
+pub struct RenderArgs {
     /// URL of the `thymis` flake input.
     #[arg(long, env = "THYMIS_FLAKE_URL", default_value = thymis::nix::flake::DEFAULT_THYMIS_URL)]
     thymis_url: String,
@@ -67,10 +74,10 @@ struct RenderArgs {
     agent_access_url: Option<String>,
 }
 
-/// Runs a parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// Runs a project tool.
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     let registry = ModuleRegistry::with_builtins();
-    match cli.command {
+    match command {
         Command::Check { state, format } => {
             let (state, from) = match load(&state)? {
                 Ok(loaded) => loaded,

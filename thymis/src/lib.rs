@@ -5,10 +5,20 @@
 //! - [`module`]: the `Module` trait, setting types, the registry and the built-in modules.
 //! - [`nix`]: the typed Nix builder and printer, the flake renderer, flake references.
 //! - [`repository`]: the project on disk, in git.
+//! - [`project`]: the live project of a controller (state snapshots with revisions).
+//! - [`settings`], [`events`]: controller configuration and the event bus.
+//! - [`ssh`], [`secrets`]: the controller key pair; age encryption of secrets at rest and in delivery.
 
 #![warn(missing_docs)]
 
+pub mod auth;
+pub mod events;
 pub mod module;
 pub mod nix;
+pub mod project;
 pub mod repository;
+pub mod secrets;
+pub mod settings;
+pub mod ssh;
 pub mod state;
+pub mod store;

@@ -1,0 +1,3 @@
+//! The `/api` routes.
+
+pub mod state;

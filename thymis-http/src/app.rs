@@ -1,0 +1,44 @@
+//! The state shared by every request handler.
+
+use std::sync::Arc;
+
+use thymis::auth::Authenticator;
+use thymis::events::EventBus;
+use thymis::project::Project;
+use thymis::settings::ControllerSettings;
+use thymis::store::Store;
+
+use crate::auth::{Caller, LoginLimiter};
+
+/// Everything a handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Resolved settings.
+    pub settings: Arc<ControllerSettings>,
+    /// The project (state, repository).
+    pub project: Arc<Project>,
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Sessions, passwords and API tokens.
+    pub auth: Arc<Authenticator>,
+    /// The event bus.
+    pub events: EventBus,
+    /// Failed-login counter.
+    pub login_limiter: Arc<LoginLimiter>,
+}
+
+impl AppState {
+    /// Records who changed what in the audit log, without making the request wait or fail.
+    pub fn audit(&self, caller: &Caller, action: &str, target: &str) {
+        let store = self.store.clone();
+        let actor = caller.user.username.clone();
+        let (action, target) = (action.to_owned(), target.to_owned());
+        tokio::task::spawn_blocking(move || {
+            if let Err(err) =
+                store.append_audit(&actor, &action, Some(&target), &serde_json::Value::Null)
+            {
+                tracing::warn!(error = %err, "audit log entry lost");
+            }
+        });
+    }
+}

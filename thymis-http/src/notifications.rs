@@ -1,0 +1,91 @@
+//! `WS /api/notification`: pushes cache invalidations to every open dashboard, so two tabs stay
+//! in sync. Frames are upstream's `{"inner": {"kind": "should_invalidate", …}}`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use thymis::events::Event;
+use tokio::sync::broadcast::error::RecvError;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::auth::Caller;
+
+/// Invalidations arriving within this time are sent as one frame.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// The route of this module.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(notification))
+}
+
+/// The API paths whose cached answers an event makes stale.
+fn invalidated_paths(event: &Event) -> &'static [&'static str] {
+    match event {
+        Event::StateChanged => &["/api/state", "/api/repo_status"],
+        Event::RepoStatusChanged => &["/api/repo_status", "/api/history"],
+        Event::ArtifactsChanged => &["/api/artifacts", "/api/repo_status"],
+        Event::SecretsChanged => &["/api/secrets"],
+        Event::ApiTokensChanged => &["/api/tokens"],
+    }
+}
+
+/// WebSocket of invalidation notices (`should_invalidate_paths`). Needs a session or token.
+#[utoipa::path(get, path = "/api/notification", tag = "notifications",
+    responses((status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 401, description = "Not logged in")))]
+async fn notification(
+    State(app): State<AppState>,
+    _caller: Caller,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade.on_upgrade(move |socket| forward(socket, app))
+}
+
+async fn forward(socket: WebSocket, app: AppState) {
+    let mut events = app.events.subscribe();
+    let (mut sender, mut receiver) = socket.split();
+    loop {
+        let mut paths = BTreeSet::new();
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => paths.extend(invalidated_paths(&event)),
+                // A slow client missed events: everything may be stale.
+                Err(RecvError::Lagged(_)) => paths.extend(["/api"]),
+                Err(RecvError::Closed) => return,
+            },
+            message = receiver.next() => match message {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => continue,
+            },
+        }
+        // Merge what else arrives shortly after.
+        let deadline = tokio::time::sleep(DEBOUNCE);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => break,
+                event = events.recv() => match event {
+                    Ok(event) => paths.extend(invalidated_paths(&event)),
+                    Err(RecvError::Lagged(_)) => { paths.insert("/api"); }
+                    Err(RecvError::Closed) => return,
+                },
+            }
+        }
+        let frame =
+            json!({"inner": {"kind": "should_invalidate", "should_invalidate_paths": paths}});
+        if sender
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! `thymis-controller` (serve): settings from flags and `THYMIS_*` variables, first-start
+//! set-up of the data directory, and the server itself.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use thymis::auth::Authenticator;
+use thymis::events::EventBus;
+use thymis::module::{ModuleRegistry, RenderEnv};
+use thymis::project::Project;
+use thymis::repository::RenderOptions;
+use thymis::settings::ControllerSettings;
+use thymis::ssh::ControllerKey;
+use thymis::store::{parse_database_url, SqliteStore};
+
+use crate::app::AppState;
+use crate::auth::LoginLimiter;
+
+/// Controller options (the NixOS module's names, as flags and `THYMIS_*` variables).
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Directory holding the controller's data: key, password file, images, and by default the
+    /// database and the repository.
+    #[arg(long, env = "THYMIS_DATA_DIR", default_value = "./thymis-data")]
+    data_dir: PathBuf,
+    /// The project's git repository [default: <data-dir>/repository].
+    #[arg(long, env = "THYMIS_REPO_PATH")]
+    repo_path: Option<PathBuf>,
+    /// The database, e.g. `sqlite:////var/lib/thymis/thymis.sqlite` [default: <data-dir>/thymis.sqlite].
+    #[arg(long, env = "THYMIS_DATABASE_URL")]
+    database_url: Option<String>,
+    /// The controller's public URL [default: http://<listen-host>:<listen-port>].
+    #[arg(long, env = "THYMIS_BASE_URL")]
+    base_url: Option<String>,
+    /// The URL devices use to reach the controller, if it differs from --base-url.
+    #[arg(long, env = "THYMIS_AGENT_ACCESS_URL")]
+    agent_access_url: Option<String>,
+    /// Enable username/password login.
+    #[arg(long, env = "THYMIS_AUTH_BASIC", default_value_t = true, action = clap::ArgAction::Set)]
+    auth_basic: bool,
+    /// The login name for username/password login.
+    #[arg(long, env = "THYMIS_AUTH_BASIC_USERNAME", default_value = "admin")]
+    auth_basic_username: String,
+    /// The file holding the password; generated on first start when missing
+    /// [default: <data-dir>/auth-basic-password].
+    #[arg(long, env = "THYMIS_AUTH_BASIC_PASSWORD_FILE")]
+    auth_basic_password_file: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "THYMIS_LISTEN_HOST", default_value = "127.0.0.1")]
+    listen_host: String,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "THYMIS_LISTEN_PORT", default_value_t = 8000)]
+    listen_port: u16,
+    /// A local checkout of the Thymis flake to use as the project's `thymis` input.
+    #[arg(long, env = "THYMIS_FLAKE_ROOT")]
+    flake_root: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    fn into_settings(self) -> anyhow::Result<ControllerSettings> {
+        let mut settings = ControllerSettings::with_data_dir(&self.data_dir);
+        if let Some(repo) = self.repo_path {
+            settings.repo_path = repo;
+        }
+        if let Some(url) = self.database_url {
+            settings.database_path = parse_database_url(&url)?;
+        }
+        if let Some(file) = self.auth_basic_password_file {
+            settings.auth_basic_password_file = file;
+        }
+        if let Some(root) = self.flake_root {
+            let root = std::fs::canonicalize(&root)
+                .with_context(|| format!("cannot find the flake root {}", root.display()))?;
+            settings.thymis_flake_url = format!("git+file://{}", root.display());
+        }
+        settings.listen_host = self.listen_host;
+        settings.listen_port = self.listen_port;
+        settings.base_url = self
+            .base_url
+            .unwrap_or_else(|| format!("http://{}:{}", settings.listen_host, settings.listen_port));
+        settings.agent_access_url = self.agent_access_url;
+        settings.auth_basic = self.auth_basic;
+        settings.auth_basic_username = self.auth_basic_username;
+        Ok(settings)
+    }
+}
+
+/// Runs the controller until Ctrl-C or SIGTERM.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let mut settings = args.into_settings()?;
+    create_private_dir(&settings.data_dir)?;
+    std::fs::create_dir_all(settings.images_dir())?;
+    let key = ControllerKey::load_or_create(&settings.data_dir)?;
+    tracing::info!(fingerprint = %key.fingerprint(), "controller key");
+
+    let listener =
+        tokio::net::TcpListener::bind((settings.listen_host.as_str(), settings.listen_port))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}:{}",
+                    settings.listen_host, settings.listen_port
+                )
+            })?;
+    let address = listener.local_addr()?;
+    if settings.listen_port == 0 {
+        // Port 0 asked for any free port: the URL must name the real one.
+        settings.listen_port = address.port();
+        if settings.base_url.ends_with(":0") {
+            settings.base_url = format!("http://{}:{}", settings.listen_host, address.port());
+        }
+    }
+
+    let new_password = if settings.auth_basic {
+        Authenticator::ensure_password_file(&settings.auth_basic_password_file)?
+    } else {
+        None
+    };
+    let store = Arc::new(SqliteStore::open(&settings.database_path)?);
+    let events = EventBus::new();
+    let options = RenderOptions {
+        thymis_url: settings.thymis_flake_url.clone(),
+        env: RenderEnv {
+            base_url: Some(settings.base_url.clone()),
+            agent_access_url: settings.agent_access_url.clone(),
+        },
+    };
+    let repo_path = settings.repo_path.clone();
+    let project_events = events.clone();
+    let project = tokio::task::spawn_blocking(move || {
+        Project::open(
+            &repo_path,
+            ModuleRegistry::with_builtins(),
+            options,
+            project_events,
+        )
+    })
+    .await??;
+    let settings = Arc::new(settings);
+    let auth = Arc::new(Authenticator::new(store.clone(), &settings));
+    let state = AppState {
+        settings: settings.clone(),
+        project: Arc::new(project),
+        store,
+        auth,
+        events,
+        login_limiter: Arc::new(LoginLimiter::default()),
+    };
+
+    println!(
+        "Thymis controller listening on {address}; open {}/login",
+        settings.base_url_trimmed()
+    );
+    if let Some(password) = new_password {
+        // Printed once, on the terminal that started the controller; never logged.
+        println!(
+            "First start: log in as `{}` with password {password} (saved in {})",
+            settings.auth_basic_username,
+            settings.auth_basic_password_file.display()
+        );
+    }
+    let app = crate::server::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+/// Creates the data directory readable only by the controller's user: it holds the key, the
+/// password and the database.
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
