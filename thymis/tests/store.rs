@@ -6,9 +6,10 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use rusqlite::Connection;
 use serde_json::json;
+use thymis::module::{SecretKind, SecretProcessing};
 use thymis::store::{
-    hash_token, new_token, parse_database_url, NewSecret, NewSession, SecretProcessing, SecretType,
-    SecretUpdate, SecretValue, SqliteStore, Store, StoreError, SCHEMA_VERSION,
+    hash_token, new_token, parse_database_url, NewSecret, NewSession, SecretUpdate, SecretValue,
+    SqliteStore, Store, StoreError, SCHEMA_VERSION,
 };
 use uuid::Uuid;
 
@@ -36,7 +37,7 @@ fn new_session(token: &str, expires_in: Duration) -> NewSession {
 fn new_secret(name: &str) -> NewSecret {
     NewSecret {
         display_name: name.into(),
-        secret_type: SecretType::SingleLine,
+        secret_type: SecretKind::SingleLine,
         value: SecretValue {
             value_enc: b"age-ciphertext".to_vec(),
             value_size: 6,
@@ -338,7 +339,7 @@ fn secrets_crud_with_soft_delete() -> TestResult {
     let store = SqliteStore::open(&db_path(&dir))?;
     let beta = store.insert_secret(&new_secret("beta"))?;
     let alpha = store.insert_secret(&NewSecret {
-        secret_type: SecretType::File,
+        secret_type: SecretKind::File,
         filename: Some("wifi.conf".into()),
         include_in_image: true,
         processing_type: SecretProcessing::MkpasswdYescrypt,
@@ -363,7 +364,7 @@ fn secrets_crud_with_soft_delete() -> TestResult {
         },
     )?;
     assert_eq!(renamed.display_name, "alpha renamed");
-    assert_eq!(renamed.secret_type, SecretType::File);
+    assert_eq!(renamed.secret_type, SecretKind::File);
     assert_eq!(renamed.filename.as_deref(), Some("wifi.conf"));
     assert!(renamed.include_in_image);
     assert_eq!(renamed.processing_type, SecretProcessing::MkpasswdYescrypt);
@@ -374,7 +375,7 @@ fn secrets_crud_with_soft_delete() -> TestResult {
     let changed = store.update_secret(
         alpha.id,
         &SecretUpdate {
-            secret_type: Some(SecretType::MultiLine),
+            secret_type: Some(SecretKind::MultiLine),
             value: Some(SecretValue {
                 value_enc: b"new ciphertext".to_vec(),
                 value_size: 42,
@@ -386,7 +387,7 @@ fn secrets_crud_with_soft_delete() -> TestResult {
         },
     )?;
     assert_eq!(changed.display_name, "alpha renamed");
-    assert_eq!(changed.secret_type, SecretType::MultiLine);
+    assert_eq!(changed.secret_type, SecretKind::MultiLine);
     assert_eq!(changed.value_enc, b"new ciphertext");
     assert_eq!(changed.value_size, 42);
     assert_eq!(changed.filename, None);

@@ -34,8 +34,8 @@ use uuid::Uuid;
 
 pub use migrations::SCHEMA_VERSION;
 pub use records::{
-    ApiTokenRecord, AuditEntry, NewSecret, NewSession, ParseEnumError, SecretProcessing,
-    SecretRecord, SecretType, SecretUpdate, SecretValue, SessionRecord,
+    ApiTokenRecord, AuditEntry, NewSecret, NewSession, SecretRecord, SecretUpdate, SecretValue,
+    SessionRecord,
 };
 pub use sqlite::SqliteStore;
 pub use token::{hash_token, new_token};

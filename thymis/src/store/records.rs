@@ -2,11 +2,12 @@
 //! a browser: token hashes are not part of any record and secret ciphertext is skipped.
 
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use uuid::Uuid;
+
+use crate::module::{SecretKind, SecretProcessing};
 
 /// A web session as stored. The session secret's hash is deliberately not part of it: only
 /// [`Store::find_session`](super::Store::find_session) needs it, and it takes the hash itself.
@@ -77,103 +78,6 @@ pub struct ApiTokenRecord {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// Error for a string that names no variant of a store enum.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {kind} `{value}`")]
-pub struct ParseEnumError {
-    /// What was parsed, e.g. `"secret type"`.
-    pub kind: &'static str,
-    /// The offending string.
-    pub value: String,
-}
-
-/// Kind of secret; the strings are upstream's, so the UI and existing databases agree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum SecretType {
-    /// One line of text, e.g. a password.
-    #[serde(rename = "single_line")]
-    SingleLine,
-    /// Free text.
-    #[serde(rename = "multi_line")]
-    MultiLine,
-    /// `KEY=value` lines.
-    #[serde(rename = "env_list")]
-    EnvList,
-    /// An uploaded file; its value is never shown, only downloaded.
-    #[serde(rename = "file")]
-    File,
-}
-
-impl SecretType {
-    /// The stored and serialised name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SecretType::SingleLine => "single_line",
-            SecretType::MultiLine => "multi_line",
-            SecretType::EnvList => "env_list",
-            SecretType::File => "file",
-        }
-    }
-}
-
-impl FromStr for SecretType {
-    type Err = ParseEnumError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "single_line" => SecretType::SingleLine,
-            "multi_line" => SecretType::MultiLine,
-            "env_list" => SecretType::EnvList,
-            "file" => SecretType::File,
-            _ => {
-                return Err(ParseEnumError {
-                    kind: "secret type",
-                    value: s.to_owned(),
-                })
-            }
-        })
-    }
-}
-
-/// How a secret's value is transformed when it is delivered or downloaded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-pub enum SecretProcessing {
-    /// Delivered as stored.
-    #[default]
-    #[serde(rename = "none")]
-    None,
-    /// Hashed with `mkpasswd --method=yescrypt` (e.g. for a root password).
-    #[serde(rename = "mkpasswd-yescrypt")]
-    MkpasswdYescrypt,
-}
-
-impl SecretProcessing {
-    /// The stored and serialised name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SecretProcessing::None => "none",
-            SecretProcessing::MkpasswdYescrypt => "mkpasswd-yescrypt",
-        }
-    }
-}
-
-impl FromStr for SecretProcessing {
-    type Err = ParseEnumError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "none" => SecretProcessing::None,
-            "mkpasswd-yescrypt" => SecretProcessing::MkpasswdYescrypt,
-            _ => {
-                return Err(ParseEnumError {
-                    kind: "secret processing type",
-                    value: s.to_owned(),
-                })
-            }
-        })
-    }
-}
-
 /// A secret's value as stored: encrypted (age, to the controller key) plus the plaintext length.
 /// They travel together so they cannot disagree.
 #[derive(Clone, PartialEq, Eq)]
@@ -202,7 +106,7 @@ pub struct NewSecret {
     /// Name shown in the UI.
     pub display_name: String,
     /// Kind of secret.
-    pub secret_type: SecretType,
+    pub secret_type: SecretKind,
     /// The encrypted value.
     pub value: SecretValue,
     /// Original file name (file secrets).
@@ -219,7 +123,7 @@ pub struct SecretUpdate {
     /// New display name.
     pub display_name: Option<String>,
     /// New kind.
-    pub secret_type: Option<SecretType>,
+    pub secret_type: Option<SecretKind>,
     /// New encrypted value.
     pub value: Option<SecretValue>,
     /// New file name; `Some(None)` clears it.
@@ -247,7 +151,7 @@ pub struct SecretRecord {
     pub display_name: String,
     /// Kind of secret.
     #[serde(rename = "type")]
-    pub secret_type: SecretType,
+    pub secret_type: SecretKind,
     /// The ciphertext (not serialised).
     #[serde(skip)]
     pub value_enc: Vec<u8>,
