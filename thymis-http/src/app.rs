@@ -5,6 +5,7 @@ use std::sync::Arc;
 use thymis::auth::Authenticator;
 use thymis::events::EventBus;
 use thymis::project::Project;
+use thymis::secrets::Vault;
 use thymis::settings::ControllerSettings;
 use thymis::store::Store;
 
@@ -21,6 +22,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Sessions, passwords and API tokens.
     pub auth: Arc<Authenticator>,
+    /// Secrets, encrypted at rest.
+    pub vault: Arc<Vault>,
     /// The event bus.
     pub events: EventBus,
     /// Failed-login counter.

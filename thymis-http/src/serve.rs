@@ -11,6 +11,7 @@ use thymis::events::EventBus;
 use thymis::module::{ModuleRegistry, RenderEnv};
 use thymis::project::Project;
 use thymis::repository::RenderOptions;
+use thymis::secrets::{SecretBox, Vault};
 use thymis::settings::ControllerSettings;
 use thymis::ssh::ControllerKey;
 use thymis::store::{parse_database_url, SqliteStore};
@@ -145,11 +146,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .await??;
     let settings = Arc::new(settings);
     let auth = Arc::new(Authenticator::new(store.clone(), &settings));
+    let vault = Arc::new(Vault::new(store.clone(), SecretBox::new(&key)?));
     let state = AppState {
         settings: settings.clone(),
         project: Arc::new(project),
         store,
         auth,
+        vault,
         events,
         login_limiter: Arc::new(LoginLimiter::default()),
     };

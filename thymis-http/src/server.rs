@@ -30,6 +30,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(auth::auth_routes())
         .merge(auth::token_routes())
         .merge(api::state::routes())
+        .merge(api::secrets::routes())
+        .merge(api::artifacts::routes())
         .merge(notifications::routes())
 }
 

@@ -1,3 +1,5 @@
 //! The `/api` routes.
 
+pub mod artifacts;
+pub mod secrets;
 pub mod state;

@@ -71,6 +71,23 @@ impl GitRepository {
         &self.root
     }
 
+    /// Makes git track new files and forget removed ones (paths relative to the root), so that
+    /// Nix sees the working tree as it is.
+    pub fn track(&mut self, added: &[String], removed: &[String]) -> Result<(), RepositoryError> {
+        if added.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
+        let mut index = self.repo.index()?;
+        for path in added {
+            index.add_path(Path::new(path))?;
+        }
+        for path in removed {
+            index.remove_path(Path::new(path))?;
+        }
+        index.write()?;
+        Ok(())
+    }
+
     /// Forgets what this repository believes is on disk. Saves compare rendered files with
     /// their last written content in memory; call this after anything else changed the working
     /// tree (a `git checkout`, a hand edit), and the next save reads the files back and repairs
@@ -206,16 +223,7 @@ impl Repository for GitRepository {
         let report = self.mirror.sync(&self.root, &files)?;
         // Nix reads a git flake's tracked files from the working tree, so only new and removed
         // files need the index; changed ones are staged by the next commit.
-        if !report.created.is_empty() || !report.deleted.is_empty() {
-            let mut index = self.repo.index()?;
-            for path in &report.created {
-                index.add_path(Path::new(path))?;
-            }
-            for path in &report.deleted {
-                index.remove_path(Path::new(path))?;
-            }
-            index.write()?;
-        }
+        self.track(&report.created, &report.deleted)?;
         let flake_changed = report.written.iter().any(|p| p == "flake.nix");
         Ok(SaveReport {
             files: report,

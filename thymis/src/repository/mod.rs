@@ -14,7 +14,10 @@ use crate::state::{State, StateError};
 
 pub use git::GitRepository;
 pub use render::{ProjectFiles, ProjectRenderer, RenderFailure, RenderOptions};
-pub use sync::{write_atomic, DiskMirror, SyncReport};
+pub use sync::{
+    write_atomic, DiskMirror, SyncReport, TEMP_PREFIX as TEMP_FILE_PREFIX,
+    TEMP_SUFFIX as TEMP_FILE_SUFFIX,
+};
 
 /// The identity the controller commits with when nothing else is configured.
 pub const CONTROLLER_NAME: &str = "Thymis Controller";

@@ -19,8 +19,9 @@ const STATE_FILE: &str = "state.json";
 
 /// Temporary files are named `.thymis-<random>.tmp`; git is told to ignore them and a scan
 /// removes those a crash left behind.
-pub(crate) const TEMP_PREFIX: &str = ".thymis-";
-pub(crate) const TEMP_SUFFIX: &str = ".tmp";
+pub const TEMP_PREFIX: &str = ".thymis-";
+/// See [`TEMP_PREFIX`].
+pub const TEMP_SUFFIX: &str = ".tmp";
 
 fn is_temp_file(name: &str) -> bool {
     name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)

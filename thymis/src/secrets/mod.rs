@@ -15,7 +15,9 @@
 
 mod crypto;
 mod kind;
+mod process;
 mod validate;
+mod vault;
 
 pub use crate::module::{SecretKind, SecretProcessing};
 pub use crypto::{
@@ -24,10 +26,12 @@ pub use crypto::{
     SecretBox, MAX_PASSPHRASE_WORK_FACTOR, TOKEN_PASSPHRASE_MIN_LEN, TOKEN_PASSPHRASE_WORK_FACTOR,
     USER_PASSPHRASE_WORK_FACTOR,
 };
+pub use process::process_value;
 pub use validate::{
     is_valid_env_name, max_secret_size, validate_secret_value, MAX_FILE_SECRET_BYTES,
     MAX_TEXT_SECRET_BYTES,
 };
+pub use vault::{SecretChanges, SecretInput, Vault, VaultError, MAX_DISPLAY_NAME_CHARS};
 
 /// Why a secret could not be encrypted, decrypted, parsed or accepted. Messages never contain
 /// the secret value, a passphrase or key material.
@@ -103,4 +107,10 @@ pub enum SecretError {
     /// An unknown processing name.
     #[error("unknown secret processing `{0}` (expected none or mkpasswd-yescrypt)")]
     UnknownProcessing(String),
+    /// Processing the value (e.g. hashing a password) failed.
+    #[error("processing the secret failed: {reason}")]
+    Processing {
+        /// What went wrong (never the value).
+        reason: String,
+    },
 }

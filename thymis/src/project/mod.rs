@@ -4,6 +4,8 @@
 //! go through [`Project`], which checks revisions so that two editors never silently overwrite
 //! each other.
 
+mod artifacts;
+
 use std::sync::{Arc, Mutex, RwLock};
 
 use sha2::{Digest, Sha256};
@@ -14,6 +16,8 @@ use crate::repository::{
     Author, CommitInfo, FileChange, GitRepository, RenderOptions, Repository, RepositoryError,
 };
 use crate::state::{Problem, Severity, State};
+
+pub use artifacts::{rename_references, ArtifactError, ArtifactInfo, ARTIFACTS_DIR};
 
 /// The current state as served to readers.
 #[derive(Debug)]
