@@ -32,6 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(api::state::routes())
         .merge(api::secrets::routes())
         .merge(api::artifacts::routes())
+        .merge(api::controller_settings::routes())
         .merge(notifications::routes())
 }
 

@@ -55,7 +55,10 @@ async fn state_round_trip_with_revisions_and_conflicts() {
     let first_rev = etag(&response);
     assert_ne!(first_rev, initial_rev, "a new state needs a new revision");
     let answered = json(response).await;
-    assert_eq!(answered["configs"][0]["identifier"], "kiosk-1", "{answered}");
+    assert_eq!(
+        answered["configs"][0]["identifier"], "kiosk-1",
+        "{answered}"
+    );
     let (current, current_rev) = get_state(&controller, &client).await;
     assert_eq!(current, answered);
     assert_eq!(current_rev, first_rev);
@@ -80,7 +83,11 @@ async fn state_round_trip_with_revisions_and_conflicts() {
         "{conflict}"
     );
     assert_eq!(conflict["state"]["state"], current, "{conflict}");
-    assert_eq!(conflict["state"]["revision"], current_rev.as_str(), "{conflict}");
+    assert_eq!(
+        conflict["state"]["revision"],
+        current_rev.as_str(),
+        "{conflict}"
+    );
     // Weak validators and `?revision=` are understood the same way.
     let response = client
         .patch(controller.url("/api/state"))
@@ -138,9 +145,15 @@ async fn invalid_states_are_refused_with_every_problem() {
     let response = patch_state(&controller, &client, &missing_tag, None).await;
     assert_eq!(response.status(), 422);
     let body = json(response).await;
-    let problems = body["detail"].as_array().unwrap_or_else(|| panic!("{body}"));
+    let problems = body["detail"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"));
     let paths: Vec<&str> = problems.iter().filter_map(|p| p["path"].as_str()).collect();
-    assert_eq!(paths.len(), problems.len(), "a problem without path: {body}");
+    assert_eq!(
+        paths.len(),
+        problems.len(),
+        "a problem without path: {body}"
+    );
     assert!(
         paths.iter().any(|p| p.contains("configs[0].tags")),
         "the missing tag is not reported: {body}"
@@ -156,7 +169,9 @@ async fn invalid_states_are_refused_with_every_problem() {
     let response = patch_state(&controller, &client, &bad_types, None).await;
     assert_eq!(response.status(), 422);
     let body = json(response).await;
-    let problems = body["detail"].as_array().unwrap_or_else(|| panic!("{body}"));
+    let problems = body["detail"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"));
     let paths: Vec<&str> = problems.iter().filter_map(|p| p["path"].as_str()).collect();
     assert!(paths.iter().any(|p| p.ends_with(".tags")), "{body}");
     assert!(
@@ -191,7 +206,11 @@ fn changed_lines(diff: &str) -> Vec<String> {
         .collect()
 }
 
-async fn commit(controller: &Controller, client: &reqwest::Client, message: &str) -> reqwest::Response {
+async fn commit(
+    controller: &Controller,
+    client: &reqwest::Client,
+    message: &str,
+) -> reqwest::Response {
     client
         .post(controller.url("/api/action/commit"))
         .query(&[("message", message)])
@@ -213,7 +232,13 @@ async fn commit_history_diff_and_revert_agree_with_git() {
     assert!(json(response).await["detail"].is_string());
 
     // First commit.
-    let response = patch_state(&controller, &client, &state_with_configs(&["kiosk-1"]), None).await;
+    let response = patch_state(
+        &controller,
+        &client,
+        &state_with_configs(&["kiosk-1"]),
+        None,
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let status = json(
         client
@@ -239,12 +264,19 @@ async fn commit_history_diff_and_revert_agree_with_git() {
     let body = json(response).await;
     assert_eq!(body["message"], "commit successful", "{body}");
     let first = git(&repo, &["rev-parse", "HEAD"]);
-    assert_eq!(git(&repo, &["log", "--format=%s"]), "Add kiosk-1\nInitial commit");
+    assert_eq!(
+        git(&repo, &["log", "--format=%s"]),
+        "Add kiosk-1\nInitial commit"
+    );
     assert_eq!(
         git(&repo, &["log", "-1", "--format=%an <%ae>"]),
         "admin <admin@thymis.local>"
     );
-    assert_eq!(git(&repo, &["status", "--porcelain"]), "", "commit left changes");
+    assert_eq!(
+        git(&repo, &["status", "--porcelain"]),
+        "",
+        "commit left changes"
+    );
     let status = json(
         client
             .get(controller.url("/api/repo_status"))
@@ -375,7 +407,11 @@ async fn commit_history_diff_and_revert_agree_with_git() {
     let reverted = git(&repo, &["rev-parse", "HEAD"]);
     assert_ne!(reverted, second);
     assert_ne!(reverted, first);
-    assert_eq!(git(&repo, &["rev-parse", "HEAD^"]), second, "revert is not on top");
+    assert_eq!(
+        git(&repo, &["rev-parse", "HEAD^"]),
+        second,
+        "revert is not on top"
+    );
     assert_eq!(
         git(&repo, &["rev-parse", "HEAD^{tree}"]),
         git(&repo, &["rev-parse", &format!("{first}^{{tree}}")])
@@ -390,7 +426,10 @@ async fn commit_history_diff_and_revert_agree_with_git() {
     let at_first: Value =
         serde_json::from_str(&git(&repo, &["show", &format!("{first}:state.json")])).unwrap();
     assert_eq!(state, at_first);
-    assert!(!repo.join("hosts/kiosk-2").exists(), "hosts/kiosk-2 left behind");
+    assert!(
+        !repo.join("hosts/kiosk-2").exists(),
+        "hosts/kiosk-2 left behind"
+    );
 
     // Unknown commit.
     let response = client
@@ -435,7 +474,10 @@ async fn commit_needs_a_message() {
     let response = commit(&controller, &client, "   ").await;
     assert_eq!(response.status(), 400);
     assert!(json(response).await["detail"].is_string());
-    assert_eq!(git(&controller.repo(), &["rev-list", "--count", "HEAD"]), "1");
+    assert_eq!(
+        git(&controller.repo(), &["rev-list", "--count", "HEAD"]),
+        "1"
+    );
 }
 
 #[tokio::test]
@@ -458,9 +500,9 @@ async fn available_modules_follow_the_locale_cookie() {
     let en = json(response).await;
     let modules = en.as_array().expect("modules is not an array");
     assert!(
-        modules
-            .iter()
-            .any(|m| m.to_string().contains("thymis_controller.modules.thymis.ThymisDevice")),
+        modules.iter().any(|m| m
+            .to_string()
+            .contains("thymis_controller.modules.thymis.ThymisDevice")),
         "no ThymisDevice module"
     );
     let de = json(fetch(Some("de")).await.unwrap()).await;
@@ -504,7 +546,10 @@ async fn bad_input_is_never_a_server_error() {
             client.delete(controller.url("/api/tokens/not-a-uuid")),
             "token id not a UUID",
         ),
-        (client.post(controller.url("/api/action/commit")), "commit without message"),
+        (
+            client.post(controller.url("/api/action/commit")),
+            "commit without message",
+        ),
         (
             client.get(controller.url("/api/history?limit=lots")),
             "history limit not a number",
@@ -599,7 +644,11 @@ async fn unknown_paths_are_json_404() {
     ] {
         let response = client.get(controller.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 404, "{path}");
-        assert_eq!(json(response).await, json!({"detail": "Not Found"}), "{path}");
+        assert_eq!(
+            json(response).await,
+            json!({"detail": "Not Found"}),
+            "{path}"
+        );
     }
 }
 

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod auto_update;
 pub mod events;
 pub mod module;
 pub mod nix;
