@@ -148,8 +148,9 @@ fn is_same_origin(origin: &str, host: Option<&str>, base_url: &str) -> bool {
     host.is_some_and(|host| origin_host.eq_ignore_ascii_case(host))
 }
 
-/// Counts failed logins per client address; more than [`LoginLimiter::MAX_FAILURES`] within
-/// [`LoginLimiter::WINDOW`] are refused with 429 until the window has passed.
+/// Counts login attempts per client address until one succeeds; after
+/// [`LoginLimiter::MAX_FAILURES`] within [`LoginLimiter::WINDOW`] further attempts are refused
+/// with 429 until the window has passed.
 #[derive(Debug, Default)]
 pub struct LoginLimiter {
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
@@ -159,20 +160,21 @@ impl LoginLimiter {
     const MAX_FAILURES: u32 = 5;
     const WINDOW: Duration = Duration::from_secs(60);
 
-    fn retry_after(&self, ip: IpAddr) -> Option<Duration> {
-        let failures = self.failures.lock().ok()?;
-        let (count, since) = failures.get(&ip)?;
-        let elapsed = since.elapsed();
-        (*count >= Self::MAX_FAILURES && elapsed < Self::WINDOW).then(|| Self::WINDOW - elapsed)
-    }
-
-    fn record_failure(&self, ip: IpAddr) {
-        if let Ok(mut failures) = self.failures.lock() {
-            // Forget old entries so the map cannot grow without bound.
-            failures.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
-            let entry = failures.entry(ip).or_insert((0, Instant::now()));
-            entry.0 += 1;
+    /// Counts an attempt before the password is checked, so that concurrent attempts cannot
+    /// slip past the limit; a successful login forgets the count. Returns how long to wait when
+    /// the limit is reached.
+    fn begin_attempt(&self, ip: IpAddr) -> Result<(), Duration> {
+        let Ok(mut failures) = self.failures.lock() else {
+            return Ok(());
+        };
+        // Forget old entries so the map cannot grow without bound.
+        failures.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
+        let entry = failures.entry(ip).or_insert((0, Instant::now()));
+        if entry.0 >= Self::MAX_FAILURES {
+            return Err(Self::WINDOW.saturating_sub(entry.1.elapsed()));
         }
+        entry.0 += 1;
+        Ok(())
     }
 
     fn record_success(&self, ip: IpAddr) {
@@ -219,7 +221,7 @@ async fn login_basic(
         return Err(ApiError::unauthorized().with_detail("password login is disabled".into()));
     }
     let ip = peer.ip();
-    if let Some(wait) = app.login_limiter.retry_after(ip) {
+    if let Err(wait) = app.login_limiter.begin_attempt(ip) {
         let mut response = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too many failed logins; try again later",
@@ -238,7 +240,6 @@ async fn login_basic(
     })
     .await?;
     let Some(session) = session else {
-        app.login_limiter.record_failure(ip);
         tracing::info!(%ip, "failed login");
         return Ok(Redirect::to("/login?authError=credentials").into_response());
     };

@@ -51,6 +51,7 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(SwaggerUi::new("/docs").url("/docs/openapi.json", doc))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found").into_response() })
+        .layer(axum::middleware::map_response(crate::error::json_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::check_origin,

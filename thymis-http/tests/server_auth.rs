@@ -108,13 +108,14 @@ async fn first_start_creates_the_data_directory_layout() {
         .await
         .unwrap();
     assert_eq!(methods.status(), 200);
-    assert!(again
+    let state = again
         .login()
         .await
         .get(again.url("/api/state"))
         .send()
         .await
-        .is_ok());
+        .unwrap();
+    assert_eq!(state.status(), 200);
     let stdout = again.stop();
     assert!(
         stdout.iter().all(|line| !line.contains("password")),
@@ -461,6 +462,42 @@ async fn repeated_failed_logins_are_rate_limited() {
     assert_eq!(response.status(), 429, "the limit must last");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_failed_logins_stay_within_the_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let controller = Controller::start(&tmp.path().join("data"));
+    let attempts: Vec<_> = (0..200)
+        .map(|i| {
+            let url = controller.url("/auth/login/basic");
+            tokio::spawn(async move {
+                anonymous()
+                    .post(url)
+                    .form(&[
+                        ("username", "admin".to_owned()),
+                        ("password", format!("w{i}")),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut evaluated = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            303 => evaluated += 1,
+            429 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(
+        evaluated <= 5,
+        "{evaluated} wrong passwords were checked in one burst; the limit is 5"
+    );
+}
+
 #[tokio::test]
 async fn four_failures_do_not_lock_out_the_right_password() {
     let tmp = tempfile::tempdir().unwrap();
@@ -641,6 +678,27 @@ async fn api_tokens_work_as_bearer_until_revoked_and_are_never_stored_or_listed(
     );
     let bytes = database_bytes(&data);
     assert!(!contains_bytes(&bytes, token.as_bytes()));
+}
+
+#[tokio::test]
+async fn session_secrets_and_the_password_are_not_stored_in_the_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let controller = Controller::start(&data);
+    let session = controller.login_session().await;
+    let bytes = database_bytes(&data);
+    assert!(
+        contains_bytes(&bytes, session.id.as_bytes()),
+        "the session is not in the database files; the scan proves nothing"
+    );
+    assert!(
+        !contains_bytes(&bytes, session.token.as_bytes()),
+        "the session token is stored in plaintext"
+    );
+    assert!(
+        !contains_bytes(&bytes, controller.password().as_bytes()),
+        "the password is in the database"
+    );
 }
 
 #[tokio::test]
@@ -901,6 +959,17 @@ async fn state_changes_from_a_foreign_origin_are_refused() {
         "1",
         "a refused commit was made"
     );
+
+    // Nor can another site log a browser in (login CSRF).
+    let response = anonymous()
+        .post(controller.url("/auth/login/basic"))
+        .header("origin", "https://evil.example")
+        .form(&[("username", "admin"), ("password", &controller.password())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403, "cross-site login");
+    assert!(set_cookie_header(response.headers(), "session-id").is_none());
 
     // The controller's own origin passes.
     let response = session

@@ -1,5 +1,8 @@
 //! State, modules, repository status, commits, history and revert.
 
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -7,6 +10,7 @@ use axum::Json;
 use axum_extra::extract::CookieJar;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use thymis::project::StateSnapshot;
 use thymis::repository::{ChangeKind, CommitInfo, FileChange};
 use thymis::state::State as ProjectState;
 use utoipa::{IntoParams, ToSchema};
@@ -39,7 +43,17 @@ fn etag(revision: &str) -> HeaderValue {
 #[utoipa::path(get, path = "/api/state", tag = "state",
     responses((status = 200, description = "The state", body = Object)))]
 async fn get_state(State(app): State<AppState>, _caller: Caller) -> Response {
-    let snapshot = app.project.snapshot();
+    state_response(&app.project.snapshot())
+}
+
+/// The snapshot's JSON, sent without copying it (it can be megabytes).
+fn state_response(snapshot: &StateSnapshot) -> Response {
+    struct Text(Arc<str>);
+    impl AsRef<[u8]> for Text {
+        fn as_ref(&self) -> &[u8] {
+            self.0.as_bytes()
+        }
+    }
     (
         [
             (
@@ -48,7 +62,7 @@ async fn get_state(State(app): State<AppState>, _caller: Caller) -> Response {
             ),
             (header::ETAG, etag(&snapshot.revision)),
         ],
-        snapshot.json.to_string(),
+        Body::from(Bytes::from_owner(Text(snapshot.json.clone()))),
     )
         .into_response()
 }
@@ -76,16 +90,17 @@ async fn patch_state(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
-    let expected = headers
-        .get(header::IF_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.trim()
-                .trim_start_matches("W/")
-                .trim_matches('"')
-                .to_owned()
-        })
-        .or(query.revision);
+    let expected = match headers.get(header::IF_MATCH) {
+        Some(value) => {
+            let value = value
+                .to_str()
+                .map_err(|_| ApiError::bad_request("If-Match must be an ETag of /api/state"))?
+                .trim();
+            // `*` matches any existing state.
+            (value != "*").then(|| value.trim_start_matches("W/").trim_matches('"').to_owned())
+        }
+        None => query.revision,
+    };
     let (state, _) = ProjectState::from_json_value(body).map_err(|err| match err {
         thymis::state::StateError::Shape(problems) => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, String::new())
@@ -97,17 +112,7 @@ async fn patch_state(
     let (snapshot, _warnings) =
         blocking(move || Ok(project.replace_state(state, expected.as_deref())?)).await?;
     app.audit(&caller, "state.replace", &snapshot.revision);
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
-            (header::ETAG, etag(&snapshot.revision)),
-        ],
-        snapshot.json.to_string(),
-    )
-        .into_response())
+    Ok(state_response(&snapshot))
 }
 
 /// Modules that can be added to configs and tags, localised by the `locale` cookie (en, de).

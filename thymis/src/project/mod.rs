@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 use crate::events::{Event, EventBus};
 use crate::module::ModuleRegistry;
 use crate::repository::{
-    Author, CommitInfo, FileChange, GitRepository, RenderOptions, Repository, RepositoryError,
+    Author, CommitInfo, FileChange, GitRepository, RenderFailure, RenderOptions, Repository,
+    RepositoryError,
 };
 use crate::state::{Problem, Severity, State};
 
@@ -134,7 +135,7 @@ impl Project {
         expected_revision: Option<&str>,
     ) -> Result<(Arc<StateSnapshot>, Vec<Problem>), ProjectError> {
         let registry = self.registry();
-        let problems = state.validate(&registry);
+        let problems = state.validate_without_rendering(&registry);
         if problems.iter().any(|p| p.severity == Severity::Error) {
             return Err(ProjectError::Invalid(problems));
         }
@@ -144,7 +145,15 @@ impl Project {
         if expected_revision.is_some_and(|expected| expected != current.revision) {
             return Err(ProjectError::Conflict { current });
         }
-        repo.save_state(&state, &registry)?;
+        // Rendering reports what only modules find (e.g. Custom Nix syntax) and writes nothing
+        // then.
+        repo.save_state(&state, &registry)
+            .map_err(|err| match err {
+                RepositoryError::Render(RenderFailure::Modules(problems)) => {
+                    ProjectError::Invalid(problems)
+                }
+                other => ProjectError::Repository(other),
+            })?;
         drop(repo);
         self.publish_snapshot(state);
         self.events.publish(Event::StateChanged);

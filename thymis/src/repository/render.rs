@@ -347,9 +347,9 @@ fn render_target(
                 Arc::from(format!("{folder}/{name}")),
                 Arc::from(output.to_text()),
             )),
-            Err(err) => problems.push(Problem::error(
+            Err(err) => problems.push(crate::state::render_error_problem(
                 &format!("{path}.modules[{i}]"),
-                err.to_string(),
+                err,
             )),
         }
     }

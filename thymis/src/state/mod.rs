@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
 pub use migrate::{migrate, MigrationError, KNOWN_VERSIONS, LATEST_VERSION};
-pub use validate::{folder_name_problem, Problem, Severity};
+pub use validate::{folder_name_problem, render_error_problem, Problem, Severity};
 
 /// The type string of the mandatory Device module.
 pub const DEVICE_MODULE_TYPE: &str = "thymis_controller.modules.thymis.ThymisDevice";

@@ -97,6 +97,17 @@ fn identifier_problem(identifier: &str) -> Option<Problem> {
 impl State {
     /// Every problem of this state, errors and warnings, in document order.
     pub fn validate(&self, registry: &ModuleRegistry) -> Vec<Problem> {
+        self.check(registry, true)
+    }
+
+    /// Like [`State::validate`] without rendering each module instance: what only a module's
+    /// renderer finds (e.g. Custom Nix syntax) is left to the render that follows, which reports
+    /// it with the same paths (see [`render_error_problem`]). Saves use this; it is much cheaper.
+    pub fn validate_without_rendering(&self, registry: &ModuleRegistry) -> Vec<Problem> {
+        self.check(registry, false)
+    }
+
+    fn check(&self, registry: &ModuleRegistry, render: bool) -> Vec<Problem> {
         let mut problems = Vec::new();
         self.validate_repositories(&mut problems);
         check_identifiers(
@@ -115,7 +126,7 @@ impl State {
                 &tag.modules,
                 (TargetKind::Tag, &tag.identifier, tag.priority),
                 &path,
-                registry,
+                (registry, render),
                 &mut problems,
             );
         }
@@ -144,7 +155,7 @@ impl State {
                 &config.modules,
                 (TargetKind::Config, &config.identifier, CONFIG_PRIORITY),
                 &path,
-                registry,
+                (registry, render),
                 &mut problems,
             );
         }
@@ -225,7 +236,7 @@ fn check_modules(
     modules: &[ModuleSettings],
     (kind, identifier, priority): (TargetKind, &str, i64),
     parent: &str,
-    registry: &ModuleRegistry,
+    (registry, render): (&ModuleRegistry, bool),
     problems: &mut Vec<Problem>,
 ) {
     for (i, instance) in modules.iter().enumerate() {
@@ -265,8 +276,8 @@ fn check_modules(
                 check_select_extras(extra, instance, key, kind, &setting_path, problems);
             }
         }
-        if count_errors(problems) > errors_before {
-            // The module would only trip over the values reported already.
+        if !render || count_errors(problems) > errors_before {
+            // Not asked for, or the module would only trip over the values reported already.
             continue;
         }
         // Rendering finds what only the module knows, such as Custom Nix syntax errors.
@@ -278,16 +289,23 @@ fn check_modules(
             instance: 0,
             env: &env,
         };
-        match module.render(&ctx, &instance.settings) {
-            Ok(_) => {}
-            Err(RenderError::InvalidSetting { key, message }) => {
-                problems.push(Problem::error(&format!("{path}.settings.{key}"), message));
-            }
-            Err(RenderError::NixSyntax { key, error }) => problems.push(Problem::error(
-                &format!("{path}.settings.{key}"),
-                format!("Nix syntax error at {error}"),
-            )),
+        if let Err(err) = module.render(&ctx, &instance.settings) {
+            problems.push(render_error_problem(&path, err));
         }
+    }
+}
+
+/// The problem a module's render error stands for, at `module_path`
+/// (`$.configs[0].modules[1]`): it points at the setting concerned.
+pub fn render_error_problem(module_path: &str, err: RenderError) -> Problem {
+    match err {
+        RenderError::InvalidSetting { key, message } => {
+            Problem::error(&format!("{module_path}.settings.{key}"), message)
+        }
+        RenderError::NixSyntax { key, error } => Problem::error(
+            &format!("{module_path}.settings.{key}"),
+            format!("Nix syntax error at {error}"),
+        ),
     }
 }
 

@@ -71,6 +71,7 @@ impl SqliteStore {
                 source,
             })?;
         }
+        create_private_file(path)?;
         // Without SQLITE_OPEN_URI, so a path that happens to start with `file:` stays a path.
         let mut writer = Connection::open_with_flags(
             path,
@@ -771,5 +772,22 @@ impl Store for SqliteStore {
             )?;
             Ok(())
         })
+    }
+}
+
+/// Creates a new database file readable only by its owner (it holds token hashes and encrypted
+/// secrets); SQLite gives its `-wal` and `-shm` files the same mode.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(StoreError::Io {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
