@@ -46,3 +46,28 @@ fn yescrypt(value: &[u8]) -> Result<Vec<u8>, SecretError> {
     }
     Ok(hash)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn none_keeps_the_value() {
+        assert_eq!(
+            process_value(SecretProcessing::None, b"a\nb").unwrap(),
+            b"a\nb"
+        );
+    }
+
+    /// Runs the real mkpasswd (Debian package `whois`, installed by scripts/test).
+    #[test]
+    fn yescrypt_hashes_with_mkpasswd() {
+        let hash = process_value(SecretProcessing::MkpasswdYescrypt, b"hunter2\n").unwrap();
+        let hash = String::from_utf8(hash).unwrap();
+        assert!(hash.starts_with("$y$"), "{hash}");
+        assert!(!hash.contains("hunter2"));
+        // Salted: the same password hashes differently each time.
+        let again = process_value(SecretProcessing::MkpasswdYescrypt, b"hunter2").unwrap();
+        assert_ne!(hash.as_bytes(), again.as_slice());
+    }
+}
