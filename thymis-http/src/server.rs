@@ -33,6 +33,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(api::secrets::routes())
         .merge(api::artifacts::routes())
         .merge(api::controller_settings::routes())
+        .merge(api::external_repositories::routes())
         .merge(notifications::routes())
 }
 

@@ -325,6 +325,33 @@ impl fmt::Display for FlakeRef {
 }
 
 impl FlakeRef {
+    /// Upstream's JSON form of a parsed reference (`/api/external-repositories/flake-ref/…`):
+    /// `{type, …}` with the fields of each kind.
+    pub fn to_wire(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            FlakeRef::GitHub(r) | FlakeRef::GitLab(r) | FlakeRef::SourceHut(r) => {
+                let kind = match self {
+                    FlakeRef::GitHub(_) => "github",
+                    FlakeRef::GitLab(_) => "gitlab",
+                    _ => "sourcehut",
+                };
+                json!({"type": kind, "host": r.host, "owner": r.owner, "repo": r.repo, "ref": r.ref_, "rev": r.rev})
+            }
+            FlakeRef::Git(r) => {
+                let protocol = r.url.split_once("://").map_or("file", |(scheme, _)| scheme);
+                json!({"type": "git", "protocol": protocol, "url": r.url, "host": r.host,
+                       "owner": r.owner, "repo": r.repo, "ref": r.ref_, "rev": r.rev})
+            }
+            FlakeRef::Path(r) => json!({"type": "path", "path": r.path}),
+            FlakeRef::Tarball(r) => {
+                json!({"type": if r.unpack { "tarball" } else { "file" }, "url": r.url})
+            }
+            FlakeRef::Indirect(r) => {
+                json!({"type": "indirect", "flake_id": r.id, "ref": r.ref_, "rev": r.rev})
+            }
+        }
+    }
     /// The host an access token for this reference is scoped to, if any:
     /// `github.com` for `github:`, `gitlab.com` for `gitlab:`, `git.sr.ht`
     /// for `sourcehut:` (each replaced by `?host=` when given), and the URL
