@@ -195,6 +195,17 @@ struct LoginForm {
 
 /// A path on this site to return to after login; anything else (other sites, `//host`) is
 /// ignored.
+/// The page to return to: the form's `redirect` when it is a path, or upstream's protocol —
+/// `redirect` is a key and the `login-redirect` cookie holds `<key>-<path>`.
+fn redirect_target<'a>(redirect: Option<&'a str>, cookie: Option<&'a str>) -> Option<&'a str> {
+    let redirect = redirect?;
+    if redirect.starts_with('/') {
+        return Some(redirect);
+    }
+    let (key, path) = cookie?.split_once('-')?;
+    (!redirect.is_empty() && key == redirect).then_some(path)
+}
+
 fn safe_redirect(target: Option<&str>) -> &str {
     match target {
         Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
@@ -260,7 +271,11 @@ async fn login_basic(
     let jar = jar
         .add(cookie(SESSION_ID, session.id.to_string()))
         .add(cookie(SESSION_TOKEN, session.token));
-    let target = safe_redirect(form.redirect.as_deref()).to_owned();
+    let requested = redirect_target(
+        form.redirect.as_deref(),
+        jar.get("login-redirect").map(|c| c.value()),
+    );
+    let target = safe_redirect(requested).to_owned();
     Ok((jar, Redirect::to(&target)).into_response())
 }
 
@@ -425,5 +440,17 @@ mod tests {
         assert_eq!(safe_redirect(Some("https://evil.example")), "/overview");
         assert_eq!(safe_redirect(Some("/\\evil.example")), "/overview");
         assert_eq!(safe_redirect(None), "/overview");
+    }
+
+    #[test]
+    fn upstream_redirect_keys_are_looked_up_in_the_cookie() {
+        assert_eq!(redirect_target(Some("/x"), None), Some("/x"));
+        assert_eq!(
+            redirect_target(Some("k1"), Some("k1-/configuration?a=b")),
+            Some("/configuration?a=b")
+        );
+        assert_eq!(redirect_target(Some("k2"), Some("k1-/configuration")), None);
+        assert_eq!(redirect_target(Some(""), Some("-/x")), None);
+        assert_eq!(redirect_target(None, Some("k1-/x")), None);
     }
 }

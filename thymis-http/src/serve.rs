@@ -14,7 +14,7 @@ use thymis::repository::RenderOptions;
 use thymis::secrets::{SecretBox, Vault};
 use thymis::settings::ControllerSettings;
 use thymis::ssh::ControllerKey;
-use thymis::store::{parse_database_url, SqliteStore};
+use thymis::store::{parse_database_url, SqliteStore, Store};
 
 use crate::app::AppState;
 use crate::auth::LoginLimiter;
@@ -169,11 +169,27 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             settings.auth_basic_password_file.display()
         );
     }
+    tokio::spawn(remove_expired_sessions(state.store.clone()));
     let app = crate::server::app(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())
+}
+
+/// Deletes expired sessions every hour (they are refused anyway; this keeps the table small).
+async fn remove_expired_sessions(store: Arc<dyn Store>) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        interval.tick().await;
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.delete_expired_sessions()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(removed)) => tracing::info!(removed, "expired sessions removed"),
+            Ok(Err(err)) => tracing::warn!(error = %err, "removing expired sessions failed"),
+            Err(err) => tracing::warn!(error = %err, "session cleanup task failed"),
+        }
+    }
 }
 
 /// Creates the data directory readable only by the controller's user: it holds the key, the
