@@ -298,10 +298,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut body = Vec::new();
-    loop {
-        let Some(line_end) = find(data, b"\r\n") else {
-            break;
-        };
+    while let Some(line_end) = find(data, b"\r\n") {
         let size_text = String::from_utf8_lossy(&data[..line_end]);
         let size_text = size_text.split(';').next().unwrap().trim();
         let size = usize::from_str_radix(size_text, 16)
@@ -780,6 +777,27 @@ async fn invalid_secrets_are_refused_with_a_reason() {
         );
     }
 
+    // Values over the size limits (10 MiB for files, 1 MiB for text).
+    let big_file = vec![b'x'; 10 * 1024 * 1024 + 1];
+    let response = create_secret(
+        &controller,
+        &client,
+        &json!({"display_name": "Big", "type": "file", "value_b64": b64(&big_file),
+                "filename": "big.bin"}),
+    )
+    .await;
+    let text = expect_error(response, 400, "a file secret over 10 MiB").await;
+    assert!(text.contains("limit"), "{text}");
+    let big_text = "y".repeat(1024 * 1024 + 1);
+    let response = create_secret(
+        &controller,
+        &client,
+        &json!({"display_name": "Big", "type": "multi_line", "value_str": big_text}),
+    )
+    .await;
+    let text = expect_error(response, 400, "a text secret over 1 MiB").await;
+    assert!(text.contains("limit"), "{text}");
+
     // An unknown type is a client error too.
     for kind in ["password", "", "FILE"] {
         let response = create_secret(
@@ -885,6 +903,22 @@ async fn secrets_are_patched_field_by_field_and_deleted() {
     let response = patch_secret(&controller, &client, &id, &json!({"type": "env_list"})).await;
     expect_error(response, 400, "PATCH of the kind to env_list").await;
 
+    // Ids that are no UUIDs are client errors.
+    let response = patch_secret(
+        &controller,
+        &client,
+        "not-a-uuid",
+        &json!({"display_name": "x"}),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    let response = client
+        .get(controller.url("/api/secrets/not-a-uuid/download"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+
     // Unknown secrets.
     let unknown = uuid::Uuid::new_v4().to_string();
     let response = patch_secret(
@@ -926,6 +960,51 @@ async fn secrets_are_patched_field_by_field_and_deleted() {
     expect_error(response, 404, "second DELETE").await;
     let response = patch_secret(&controller, &client, &id, &json!({"display_name": "x"})).await;
     expect_error(response, 404, "PATCH of a deleted secret").await;
+}
+
+/// Upstream's secret dialog fills its value field from `value_str`, which this server never
+/// sends, so renaming a secret there PATCHes `value_str: ""` (and `""` for an empty env list).
+/// Upstream ignores empty strings in a PATCH (spec/http-api.md §2.4); the value must survive.
+#[tokio::test]
+async fn patching_with_empty_strings_keeps_the_value() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let controller = Controller::start(&data);
+    let client = controller.login().await;
+    for (kind, value) in [
+        ("single_line", "hunter2"),
+        ("multi_line", "line one\nline two"),
+        ("env_list", "API_KEY=abc"),
+    ] {
+        let created = created_secret(
+            &controller,
+            &client,
+            &json!({"display_name": "Before", "type": kind, "value_str": value}),
+        )
+        .await;
+        let id = created["id"].as_str().unwrap();
+        // Exactly what upstream's dialog sends when only the name is changed.
+        let response = patch_secret(
+            &controller,
+            &client,
+            id,
+            &json!({"display_name": "After", "type": kind, "value_str": "",
+                    "include_in_image": false, "processing_type": "none"}),
+        )
+        .await;
+        assert_eq!(response.status(), 200, "{kind}");
+        let patched = json(response).await;
+        assert_eq!(patched["display_name"], "After", "{patched}");
+        assert_eq!(
+            patched["value_size"],
+            value.len(),
+            "{kind}: the value was replaced: {patched}"
+        );
+        assert_stored_encrypted(&data, id, value.as_bytes());
+        let response = patch_secret(&controller, &client, id, &json!({"value_b64": ""})).await;
+        assert_eq!(response.status(), 200, "{kind}");
+        assert_stored_encrypted(&data, id, value.as_bytes());
+    }
 }
 
 #[tokio::test]
@@ -1085,6 +1164,34 @@ async fn artifacts_upload_list_download_and_replace() {
         .await
         .unwrap();
     expect_error(response, 400, "upload without files").await;
+
+    // A multipart body that ends before its closing boundary: a client error, and neither the
+    // half-received file nor a temporary file stays behind.
+    let boundary = "thymis-broken-upload";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"half.txt\"\r\n\
+         Content-Type: text/plain\r\n\r\nonly the first half"
+    );
+    let response = client
+        .post(controller.url("/api/artifacts/"))
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let answer = json(response).await;
+    assert!(status.is_client_error(), "{status}: {answer}");
+    assert!(!detail(&answer).is_empty(), "{answer}");
+    let mut entries: Vec<String> = std::fs::read_dir(repo.join("artifacts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(entries, ["data.bin", "hello.txt"]);
 }
 
 #[tokio::test]
@@ -1112,7 +1219,8 @@ async fn artifact_names_cannot_leave_the_artifacts_folder() {
         "a\\b",
     ] {
         let response = upload(&controller, client, &[(name, b"evil")]).await;
-        expect_error(response, 403, &format!("upload as {name:?}")).await;
+        let text = expect_error(response, 403, &format!("upload as {name:?}")).await;
+        assert!(text.contains("not a valid"), "upload as {name:?}: {text}");
     }
 
     for target in [
@@ -1132,7 +1240,10 @@ async fn artifact_names_cannot_leave_the_artifacts_folder() {
                 String::from_utf8_lossy(&response.body)
             );
             let body = response.json();
-            assert!(!detail(&body).is_empty(), "{method} {target}: {body}");
+            assert!(
+                detail(&body).contains("not a valid"),
+                "{method} {target}: {body}"
+            );
             assert!(
                 !contains(&response.body, b"\"configs\""),
                 "{method} {target} answered the state"
@@ -1151,7 +1262,11 @@ async fn artifact_names_cannot_leave_the_artifacts_folder() {
             .send()
             .await
             .unwrap();
-        expect_error(response, 403, &format!("rename {from} -> {to}")).await;
+        let text = expect_error(response, 403, &format!("rename {from} -> {to}")).await;
+        assert!(
+            text.contains("not a valid"),
+            "rename {from} -> {to}: {text}"
+        );
     }
 
     // Nothing was written or removed anywhere.
@@ -1216,7 +1331,7 @@ async fn renaming_an_artifact_updates_the_state_and_delete_removes_it() {
     let nix_file = repo.join("hosts/kiosk-1/thymis_controller.modules.files.FilesModule.nix");
     let nix = std::fs::read_to_string(&nix_file)
         .unwrap_or_else(|err| panic!("{}: {err}", nix_file.display()));
-    assert!(nix.contains("logo.png"), "{nix}");
+    assert!(nix.contains("/artifacts/logo.png"), "{nix}");
 
     let response = client
         .post(controller.url("/api/artifacts/rename/logo.png?new_name=brand.png"))
@@ -1239,13 +1354,11 @@ async fn renaming_an_artifact_updates_the_state_and_delete_removes_it() {
         "{current}"
     );
     let on_disk = std::fs::read_to_string(repo.join("state.json")).unwrap();
-    assert!(
-        on_disk.contains("brand.png") && !on_disk.contains("logo.png"),
-        "{on_disk}"
-    );
+    let on_disk: Value = serde_json::from_str(&on_disk).unwrap();
+    assert_eq!(on_disk, current, "state.json on disk");
     let nix = std::fs::read_to_string(&nix_file).unwrap();
-    assert!(nix.contains("brand.png"), "{nix}");
-    assert!(!nix.contains("logo.png"), "{nix}");
+    assert!(nix.contains("/artifacts/brand.png"), "{nix}");
+    assert!(!nix.contains("/artifacts/logo.png"), "{nix}");
     assert!(!repo.join("artifacts/logo.png").exists());
     assert_eq!(
         std::fs::read(repo.join("artifacts/brand.png")).unwrap(),

@@ -66,6 +66,23 @@ pub struct AutoUpdateSettings {
 }
 
 impl Schedule {
+    /// The schedule with only the fields its frequency uses.
+    pub fn normalized(self) -> Schedule {
+        let [weekdays, weekday, day_of_month, nth_weekday] = match self.frequency {
+            Frequency::Daily => [true, false, false, false],
+            Frequency::Weekly => [false, true, false, false],
+            Frequency::Monthly => [false, false, true, false],
+            Frequency::MonthlyWeekday => [false, true, false, true],
+        };
+        Schedule {
+            weekdays: self.weekdays.filter(|_| weekdays),
+            weekday: self.weekday.filter(|_| weekday),
+            day_of_month: self.day_of_month.filter(|_| day_of_month),
+            nth_weekday: self.nth_weekday.filter(|_| nth_weekday),
+            ..self
+        }
+    }
+
     /// Every problem of the schedule (upstream answers these with 422).
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -122,10 +139,13 @@ impl AutoUpdateSettings {
             .unwrap_or_default())
     }
 
-    /// Stores the settings.
-    pub fn save(&self, store: &dyn Store) -> Result<(), StoreError> {
-        let value = serde_json::to_value(self).unwrap_or_default();
-        store.set_setting(SETTINGS_KEY, &value)
+    /// Stores the settings, without the fields the schedule's frequency does not use, and
+    /// returns what was stored.
+    pub fn save(mut self, store: &dyn Store) -> Result<Self, StoreError> {
+        self.auto_update_schedule = self.auto_update_schedule.normalized();
+        let value = serde_json::to_value(&self).unwrap_or_default();
+        store.set_setting(SETTINGS_KEY, &value)?;
+        Ok(self)
     }
 }
 
@@ -172,7 +192,15 @@ mod tests {
             auto_update_enabled: true,
             ..Default::default()
         };
-        settings.save(&store).unwrap();
+        let stored = settings.clone().save(&store).unwrap();
+        assert_eq!(stored, settings);
         assert_eq!(AutoUpdateSettings::load(&store).unwrap(), settings);
+        let mut odd = AutoUpdateSettings::default();
+        odd.auto_update_schedule.weekday = Some(9);
+        let stored = odd.save(&store).unwrap();
+        assert_eq!(
+            stored.auto_update_schedule.weekday, None,
+            "unused fields are dropped"
+        );
     }
 }

@@ -73,7 +73,9 @@ async fn upload_artifacts(
     caller: Caller,
     mut multipart: Multipart,
 ) -> Result<Json<Value>, ApiError> {
-    let mut stored = Vec::new();
+    // Every part is received into a temporary file first; only when the whole request is
+    // good are they moved into place, so a bad part stores nothing.
+    let mut received = Vec::new();
     while let Some(mut field) = multipart
         .next_field()
         .await
@@ -100,16 +102,20 @@ async fn upload_artifacts(
             })
             .await?;
         }
+        received.push((name, upload));
+    }
+    if received.is_empty() {
+        return Err(ApiError::bad_request(
+            "no file was uploaded in a part named `files`",
+        ));
+    }
+    let mut stored = Vec::new();
+    for (name, upload) in received {
         let project = app.project.clone();
         let stored_name = name.clone();
         blocking(move || Ok(project.store_artifact(&stored_name, upload)?)).await?;
         app.audit(&caller, "artifact.upload", &name);
         stored.push(name);
-    }
-    if stored.is_empty() {
-        return Err(ApiError::bad_request(
-            "no file was uploaded in a part named `files`",
-        ));
     }
     Ok(Json(json!({"stored": stored})))
 }
@@ -131,11 +137,7 @@ async fn get_artifact(
         .await
         .map_err(ApiError::internal)?;
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
-    let disposition = HeaderValue::from_str(&format!(
-        "attachment; filename=\"{}\"",
-        name.replace(['"', '\\'], "_")
-    ))
-    .unwrap_or(HeaderValue::from_static("attachment"));
+    let disposition = crate::api::attachment(&name);
     Ok((
         [
             (

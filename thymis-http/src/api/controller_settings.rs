@@ -66,8 +66,7 @@ async fn patch_settings(
         if let Some(schedule) = change.auto_update_schedule {
             settings.auto_update_schedule = schedule;
         }
-        settings.save(store.as_ref()).map_err(ApiError::internal)?;
-        Ok(settings)
+        settings.save(store.as_ref()).map_err(ApiError::internal)
     })
     .await?;
     app.audit(&caller, "settings.auto_update", "");

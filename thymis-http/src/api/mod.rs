@@ -5,3 +5,33 @@ pub mod controller_settings;
 pub mod external_repositories;
 pub mod secrets;
 pub mod state;
+
+use axum::http::HeaderValue;
+
+/// A `Content-Disposition: attachment` header naming `filename`: an ASCII fallback plus the
+/// exact name in RFC 5987 form, so browsers keep non-ASCII names.
+pub fn attachment(filename: &str) -> HeaderValue {
+    let fallback: String = filename
+        .chars()
+        .map(|c| match c {
+            ' ' => ' ',
+            '"' | '\\' => '_',
+            c if c.is_ascii_graphic() => c,
+            _ => '_',
+        })
+        .collect();
+    let encoded: String = filename
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    HeaderValue::from_str(&format!(
+        "attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+    ))
+    .unwrap_or(HeaderValue::from_static("attachment"))
+}

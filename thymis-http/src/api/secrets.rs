@@ -167,11 +167,14 @@ async fn update_secret(
     Path(secret_id): Path<Uuid>,
     Json(request): Json<SecretUpdateRequest>,
 ) -> Result<Json<SecretShort>, ApiError> {
+    // Upstream's editor sends empty strings for fields it did not change (it never sees the
+    // value), so empty strings mean "keep".
+    let keep_empty = |field: Option<String>| field.filter(|v| !v.is_empty());
     let changes = SecretChanges {
-        display_name: request.display_name,
+        display_name: keep_empty(request.display_name),
         kind: request.kind,
-        value: decode_value(request.value_str, request.value_b64)?,
-        filename: request.filename,
+        value: decode_value(keep_empty(request.value_str), keep_empty(request.value_b64))?,
+        filename: keep_empty(request.filename),
         include_in_image: request.include_in_image,
         processing: request.processing_type,
     };
@@ -222,11 +225,7 @@ async fn download_secret(
     let filename = record
         .filename
         .unwrap_or_else(|| format!("secret-{secret_id}"));
-    let disposition = HeaderValue::from_str(&format!(
-        "attachment; filename=\"{}\"",
-        filename.replace(['"', '\\'], "_")
-    ))
-    .unwrap_or(HeaderValue::from_static("attachment"));
+    let disposition = crate::api::attachment(&filename);
     Ok((
         StatusCode::OK,
         [
