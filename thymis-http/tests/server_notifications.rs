@@ -4,75 +4,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{state_with_configs, ws_refusal_status, ws_request, Controller};
-use futures_util::{SinkExt, StreamExt};
+use common::{
+    open_notifications as open, state_with_configs, wait_for_invalidation, ws_refusal_status,
+    ws_request, Controller,
+};
 use serde_json::Value;
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-async fn open(controller: &Controller, cookie: &str) -> Socket {
-    let (mut socket, response) = tokio_tungstenite::connect_async(ws_request(
-        &controller.ws_url("/api/notification"),
-        &[("cookie", cookie)],
-    ))
-    .await
-    .expect("notification WebSocket refused");
-    assert_eq!(response.status(), 101);
-    // The server answers a ping only once its forwarding loop runs, i.e. after it subscribed
-    // to the event bus; without this, a change right after the handshake could be missed.
-    socket
-        .send(Message::Ping(b"ready?".to_vec().into()))
-        .await
-        .unwrap();
-    let pong = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Pong(payload))) => return payload.to_vec(),
-                Some(Ok(_)) => continue,
-                other => panic!("socket ended before the pong: {other:?}"),
-            }
-        }
-    })
-    .await
-    .expect("no pong from the notification socket");
-    assert_eq!(pong, b"ready?");
-    socket
-}
-
-/// Waits up to `within` for a `should_invalidate` frame naming `path`; returns every frame seen.
-async fn wait_for_invalidation(socket: &mut Socket, path: &str, within: Duration) -> Vec<Value> {
-    let mut seen = Vec::new();
-    let found = tokio::time::timeout(within, async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Text(text))) => {
-                    let frame: Value = serde_json::from_str(&text)
-                        .unwrap_or_else(|err| panic!("frame is not JSON ({err}): {text}"));
-                    seen.push(frame.clone());
-                    let inner = &frame["inner"];
-                    if inner["kind"] == "should_invalidate"
-                        && inner["should_invalidate_paths"]
-                            .as_array()
-                            .is_some_and(|paths| paths.iter().any(|p| p == path))
-                    {
-                        return;
-                    }
-                }
-                Some(Ok(_)) => continue,
-                other => panic!("socket ended: {other:?}"),
-            }
-        }
-    })
-    .await;
-    assert!(
-        found.is_ok(),
-        "no invalidation of {path} within {within:?}; frames: {seen:?}"
-    );
-    seen
-}
 
 #[tokio::test]
 async fn a_state_change_reaches_every_open_dashboard() {

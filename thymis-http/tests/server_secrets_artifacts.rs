@@ -14,13 +14,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{git, json, Controller};
-use futures_util::{SinkExt, StreamExt};
+use common::{git, json, open_notifications, wait_for_invalidation, Controller};
 use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
-use tokio::net::TcpStream as TokioTcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -489,66 +485,6 @@ impl BlockCheck {
 }
 
 // --- The notification socket (as in server_notifications.rs) ----------------------------------
-
-type Socket = WebSocketStream<MaybeTlsStream<TokioTcpStream>>;
-
-async fn open_notifications(controller: &Controller, cookie: &str) -> Socket {
-    let (mut socket, response) = tokio_tungstenite::connect_async(common::ws_request(
-        &controller.ws_url("/api/notification"),
-        &[("cookie", cookie)],
-    ))
-    .await
-    .expect("notification WebSocket refused");
-    assert_eq!(response.status(), 101);
-    // The server answers a ping only once it forwards events, i.e. after it subscribed.
-    socket
-        .send(Message::Ping(b"ready?".to_vec().into()))
-        .await
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Pong(_))) => return,
-                Some(Ok(_)) => continue,
-                other => panic!("socket ended before the pong: {other:?}"),
-            }
-        }
-    })
-    .await
-    .expect("no pong from the notification socket");
-    socket
-}
-
-/// Waits for a `should_invalidate` frame naming `path`.
-async fn wait_for_invalidation(socket: &mut Socket, path: &str) {
-    let within = Duration::from_secs(3);
-    let mut seen = Vec::new();
-    let found = tokio::time::timeout(within, async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Text(text))) => {
-                    let frame: Value = serde_json::from_str(&text).unwrap();
-                    let inner = &frame["inner"];
-                    let hit = inner["kind"] == "should_invalidate"
-                        && inner["should_invalidate_paths"]
-                            .as_array()
-                            .is_some_and(|paths| paths.iter().any(|p| p == path));
-                    seen.push(frame);
-                    if hit {
-                        return;
-                    }
-                }
-                Some(Ok(_)) => continue,
-                other => panic!("socket ended: {other:?}"),
-            }
-        }
-    })
-    .await;
-    assert!(
-        found.is_ok(),
-        "no invalidation of {path} within {within:?}; frames: {seen:?}"
-    );
-}
 
 // ---------------------------------------------------------------------------------------------
 // Secrets
@@ -1770,11 +1706,11 @@ async fn secret_and_artifact_changes_are_notified() {
         &json!({"display_name": "A", "type": "single_line", "value_str": "v"}),
     )
     .await;
-    wait_for_invalidation(&mut socket, "/api/secrets").await;
+    wait_for_invalidation(&mut socket, "/api/secrets", Duration::from_secs(3)).await;
 
     let response = upload(&controller, client, &[("a.txt", b"a")]).await;
     assert_eq!(response.status(), 200);
-    wait_for_invalidation(&mut socket, "/api/artifacts").await;
+    wait_for_invalidation(&mut socket, "/api/artifacts", Duration::from_secs(3)).await;
 
     let id = created["id"].as_str().unwrap();
     let response = client
@@ -1783,7 +1719,7 @@ async fn secret_and_artifact_changes_are_notified() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    wait_for_invalidation(&mut socket, "/api/secrets").await;
+    wait_for_invalidation(&mut socket, "/api/secrets", Duration::from_secs(3)).await;
 
     let response = client
         .post(controller.url("/api/artifacts/rename/a.txt?new_name=b.txt"))
@@ -1791,7 +1727,7 @@ async fn secret_and_artifact_changes_are_notified() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    wait_for_invalidation(&mut socket, "/api/artifacts").await;
+    wait_for_invalidation(&mut socket, "/api/artifacts", Duration::from_secs(3)).await;
 
     let response = client
         .delete(controller.url("/api/artifacts/b.txt"))
@@ -1799,7 +1735,7 @@ async fn secret_and_artifact_changes_are_notified() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    wait_for_invalidation(&mut socket, "/api/artifacts").await;
+    wait_for_invalidation(&mut socket, "/api/artifacts", Duration::from_secs(3)).await;
 
     let _ = socket.close(None).await;
 }

@@ -249,6 +249,17 @@ fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.trim().is_empty())
 }
 
+async fn changes_between(app: &AppState, query: DiffQuery) -> Result<Vec<FileChange>, ApiError> {
+    let project = app.project.clone();
+    blocking(move || {
+        Ok(project.diff(
+            non_empty(query.refA).as_deref(),
+            non_empty(query.refB).as_deref(),
+        )?)
+    })
+    .await
+}
+
 /// The diff of `state.json` between two commits, as a JSON string (upstream's shape).
 #[utoipa::path(get, path = "/api/history/diff", tag = "history", params(DiffQuery),
     responses((status = 200, description = "Unified diff of state.json", body = String)))]
@@ -257,14 +268,7 @@ async fn history_diff(
     _caller: Caller,
     Query(query): Query<DiffQuery>,
 ) -> Result<Json<String>, ApiError> {
-    let project = app.project.clone();
-    let changes = blocking(move || {
-        Ok(project.diff(
-            non_empty(query.refA).as_deref(),
-            non_empty(query.refB).as_deref(),
-        )?)
-    })
-    .await?;
+    let changes = changes_between(&app, query).await?;
     Ok(Json(
         changes
             .into_iter()
@@ -282,14 +286,7 @@ async fn history_changes(
     _caller: Caller,
     Query(query): Query<DiffQuery>,
 ) -> Result<Json<Vec<RepoChange>>, ApiError> {
-    let project = app.project.clone();
-    let changes = blocking(move || {
-        Ok(project.diff(
-            non_empty(query.refA).as_deref(),
-            non_empty(query.refB).as_deref(),
-        )?)
-    })
-    .await?;
+    let changes = changes_between(&app, query).await?;
     Ok(Json(changes.into_iter().map(RepoChange::from).collect()))
 }
 

@@ -384,3 +384,77 @@ pub async fn ws_refusal_status(
         Err(err) => panic!("the WebSocket handshake failed without an HTTP answer: {err}"),
     }
 }
+
+/// A client WebSocket.
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens `/api/notification` with a cookie header and waits until the server forwards events.
+pub async fn open_notifications(controller: &Controller, cookie: &str) -> Socket {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut socket, response) = tokio_tungstenite::connect_async(ws_request(
+        &controller.ws_url("/api/notification"),
+        &[("cookie", cookie)],
+    ))
+    .await
+    .expect("notification WebSocket refused");
+    assert_eq!(response.status(), 101);
+    // The server answers a ping only once its forwarding loop runs, i.e. after it subscribed
+    // to the event bus; without this, a change right after the handshake could be missed.
+    socket
+        .send(Message::Ping(b"ready?".to_vec().into()))
+        .await
+        .unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Pong(payload))) => return payload.to_vec(),
+                Some(Ok(_)) => continue,
+                other => panic!("socket ended before the pong: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("no pong from the notification socket");
+    assert_eq!(pong, b"ready?");
+    socket
+}
+
+/// Waits up to `within` for a `should_invalidate` frame naming `path`; returns every frame seen.
+pub async fn wait_for_invalidation(
+    socket: &mut Socket,
+    path: &str,
+    within: Duration,
+) -> Vec<Value> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(within, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    let frame: Value = serde_json::from_str(&text)
+                        .unwrap_or_else(|err| panic!("frame is not JSON ({err}): {text}"));
+                    seen.push(frame.clone());
+                    let inner = &frame["inner"];
+                    if inner["kind"] == "should_invalidate"
+                        && inner["should_invalidate_paths"]
+                            .as_array()
+                            .is_some_and(|paths| paths.iter().any(|p| p == path))
+                    {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("socket ended: {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        found.is_ok(),
+        "no invalidation of {path} within {within:?}; frames: {seen:?}"
+    );
+    seen
+}
