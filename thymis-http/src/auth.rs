@@ -32,9 +32,12 @@ const SESSION_TOKEN: &str = "session-token";
 pub fn auth_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(login_basic))
+        .routes(routes!(redirect_success))
         .routes(routes!(logout))
         .routes(routes!(logged_in))
         .routes(routes!(auth_methods))
+        // Anyone may post a login form, so it must stay small.
+        .layer(axum::extract::DefaultBodyLimit::max(8 * 1024))
 }
 
 /// Routes under `/api` that manage API tokens.
@@ -159,6 +162,8 @@ pub struct LoginLimiter {
 impl LoginLimiter {
     const MAX_FAILURES: u32 = 5;
     const WINDOW: Duration = Duration::from_secs(60);
+    /// Entry count at which expired entries are swept, and the most that are kept.
+    const SWEEP_AT: usize = 10_000;
 
     /// Counts an attempt before the password is checked, so that concurrent attempts cannot
     /// slip past the limit; a successful login forgets the count. Returns how long to wait when
@@ -167,9 +172,19 @@ impl LoginLimiter {
         let Ok(mut failures) = self.failures.lock() else {
             return Ok(());
         };
-        // Forget old entries so the map cannot grow without bound.
-        failures.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
-        let entry = failures.entry(ip).or_insert((0, Instant::now()));
+        if failures.len() >= Self::SWEEP_AT {
+            failures.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
+            if failures.len() >= Self::SWEEP_AT {
+                // Under a flood from very many addresses, refuse rather than grow without bound.
+                return Err(Self::WINDOW);
+            }
+        }
+        let entry = failures
+            .entry(client_key(ip))
+            .or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= Self::WINDOW {
+            *entry = (0, Instant::now());
+        }
         if entry.0 >= Self::MAX_FAILURES {
             return Err(Self::WINDOW.saturating_sub(entry.1.elapsed()));
         }
@@ -179,8 +194,21 @@ impl LoginLimiter {
 
     fn record_success(&self, ip: IpAddr) {
         if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(&ip);
+            failures.remove(&client_key(ip));
         }
+    }
+}
+
+/// The address a client is counted under: IPv6 clients by their /64 network, since one host
+/// can use many addresses of it.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let network = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(network.into())
+        }
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
     }
 }
 
@@ -193,8 +221,6 @@ struct LoginForm {
     redirect: Option<String>,
 }
 
-/// A path on this site to return to after login; anything else (other sites, `//host`) is
-/// ignored.
 /// The page to return to: the form's `redirect` when it is a path, or upstream's protocol —
 /// `redirect` is a key and the `login-redirect` cookie holds `<key>-<path>`.
 fn redirect_target<'a>(redirect: Option<&'a str>, cookie: Option<&'a str>) -> Option<&'a str> {
@@ -206,9 +232,15 @@ fn redirect_target<'a>(redirect: Option<&'a str>, cookie: Option<&'a str>) -> Op
     (!redirect.is_empty() && key == redirect).then_some(path)
 }
 
+/// A path on this site to return to after login; anything else (other sites, `//host`, and
+/// anything with spaces or control characters, which browsers strip into `//host`) is ignored.
 fn safe_redirect(target: Option<&str>) -> &str {
     match target {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
             path
         }
         _ => "/overview",
@@ -252,7 +284,15 @@ async fn login_basic(
     .await?;
     let Some(session) = session else {
         tracing::info!(%ip, "failed login");
-        return Ok(Redirect::to("/login?authError=credentials").into_response());
+        // Upstream's login page keeps its redirect key across a failed attempt.
+        let key = form
+            .redirect
+            .filter(|key| !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric()));
+        let target = match key {
+            Some(key) => format!("/login?authError=credentials&redirect={key}"),
+            None => "/login?authError=credentials".to_owned(),
+        };
+        return Ok(Redirect::to(&target).into_response());
     };
     app.login_limiter.record_success(ip);
     let max_age = (session.expires_at - chrono::Utc::now())
@@ -281,6 +321,28 @@ async fn login_basic(
 
 fn time_seconds(seconds: i64) -> time::Duration {
     time::Duration::seconds(seconds)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct RedirectQuery {
+    /// The key of the page to return to (upstream's login-redirect protocol).
+    redirect: Option<String>,
+}
+
+/// Finishes a login (upstream's second step): 303 to the page stored under the key in the
+/// `login-redirect` cookie, else `/overview`.
+#[utoipa::path(get, path = "/auth/redirect_success", tag = "auth", params(RedirectQuery),
+    responses((status = 303, description = "To the page asked for"), (status = 401, description = "Not logged in")))]
+async fn redirect_success(
+    _caller: Caller,
+    jar: CookieJar,
+    axum::extract::Query(query): axum::extract::Query<RedirectQuery>,
+) -> Redirect {
+    let requested = redirect_target(
+        query.redirect.as_deref(),
+        jar.get("login-redirect").map(|c| c.value()),
+    );
+    Redirect::to(safe_redirect(requested))
 }
 
 /// Ends the session: deletes it and its cookies, then 303 to `/`.
@@ -440,6 +502,8 @@ mod tests {
         assert_eq!(safe_redirect(Some("https://evil.example")), "/overview");
         assert_eq!(safe_redirect(Some("/\\evil.example")), "/overview");
         assert_eq!(safe_redirect(None), "/overview");
+        assert_eq!(safe_redirect(Some("/\t/evil.example")), "/overview");
+        assert_eq!(safe_redirect(Some("/a b")), "/overview");
     }
 
     #[test]

@@ -21,6 +21,9 @@ use crate::error::{blocking, ApiError};
 /// The largest artifact upload (all files of one request together).
 pub const MAX_UPLOAD_BYTES: usize = 512 * 1024 * 1024;
 
+/// The most files one upload may carry (each holds a file open until the request is done).
+pub const MAX_UPLOAD_FILES: usize = 64;
+
 /// The routes of this module.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -83,6 +86,11 @@ async fn upload_artifacts(
     {
         if field.name() != Some("files") {
             continue;
+        }
+        if received.len() >= MAX_UPLOAD_FILES {
+            return Err(ApiError::bad_request(format!(
+                "at most {MAX_UPLOAD_FILES} files per upload"
+            )));
         }
         let name = field
             .file_name()

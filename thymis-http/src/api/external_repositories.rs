@@ -61,13 +61,49 @@ struct TokenQuery {
 /// `{status: "error", detail}`.
 #[utoipa::path(get, path = "/api/external-repositories/test-flake-ref/prefetch/{flake_url}", tag = "repositories",
     params(("flake_url" = String, Path, description = "The flake reference"), TokenQuery),
-    responses((status = 200, body = Object), (status = 404, description = "Unknown token secret")))]
+    responses((status = 200, body = Object), (status = 400, description = "Not a remote flake reference"),
+        (status = 403, description = "The secret is not a token for that host"),
+        (status = 404, description = "Unknown token secret")))]
 async fn test_prefetch(
     State(app): State<AppState>,
     _caller: Caller,
     Path(flake_url): Path<String>,
     Query(query): Query<TokenQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    let reference: FlakeRef =
+        flake_url
+            .parse()
+            .map_err(|err: thymis::nix::flake_ref::FlakeRefError| {
+                ApiError::bad_request(err.to_string())
+            })?;
+    if !thymis::nix::prefetch::is_remote(&reference) {
+        return Err(ApiError::bad_request(
+            "only remote flake references (github:, gitlab:, git+https://, …) can be tested",
+        ));
+    }
+    // A token goes only to the host of a repository it was configured for in the state.
+    if let Some(secret) = query.api_key_secret {
+        let host = reference.token_host();
+        let allowed = app
+            .project
+            .snapshot()
+            .state
+            .repositories
+            .values()
+            .any(|repo| {
+                repo.api_key_secret.as_deref() == Some(secret.to_string().as_str())
+                    && repo
+                        .url
+                        .as_deref()
+                        .and_then(|url| url.parse::<FlakeRef>().ok())
+                        .is_some_and(|configured| configured.token_host() == host)
+            });
+        if !allowed {
+            return Err(ApiError::forbidden(
+                "this secret is not the token of a repository on that host",
+            ));
+        }
+    }
     let vault = app.vault.clone();
     let result = blocking(move || {
         let token = match query.api_key_secret {

@@ -214,7 +214,8 @@ async fn download_secret(
     let vault = app.vault.clone();
     let (record, value) = blocking(move || {
         let (record, value) = vault.reveal(secret_id)?;
-        if record.secret_type != SecretKind::File && record.filename.is_none() {
+        // Only file secrets: other values are never sent back, whatever their file name.
+        if record.secret_type != SecretKind::File {
             return Err(ApiError::not_found("only file secrets can be downloaded"));
         }
         let value = process_value(record.processing_type, &value).map_err(ApiError::internal)?;

@@ -9,10 +9,34 @@ use super::flake_ref::FlakeRef;
 /// How long a prefetch may take before it is reported as failed.
 pub const PREFETCH_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Whether a reference names something remote. Local ones (`path:`, `git+file:`, `file+file:`)
+/// would let API users copy the controller's own files into the world-readable Nix store.
+pub fn is_remote(reference: &FlakeRef) -> bool {
+    match reference {
+        FlakeRef::GitHub(_) | FlakeRef::GitLab(_) | FlakeRef::SourceHut(_) => true,
+        FlakeRef::Indirect(_) => true,
+        FlakeRef::Git(git) => !git.url.starts_with("file:"),
+        FlakeRef::Tarball(tarball) => {
+            tarball.url.starts_with("https://") || tarball.url.starts_with("http://")
+        }
+        FlakeRef::Path(_) => false,
+    }
+}
+
 /// The `NIX_CONFIG` line giving Nix `token` for `reference`'s host (GitLab project tokens need
-/// the `PAT:` prefix), if the reference has a host.
+/// the `PAT:` prefix), if the reference has a host and the token is a plain token: whitespace
+/// or control characters would let a token add other Nix settings.
 pub fn access_tokens_config(reference: &FlakeRef, token: &str) -> Option<String> {
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return None;
+    }
     let host = reference.token_host()?;
+    if !host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+    {
+        return None;
+    }
     let value = match reference {
         FlakeRef::GitLab(_) if token.starts_with("glpat-") => format!("PAT:{token}"),
         _ => token.to_owned(),
@@ -70,39 +94,72 @@ pub fn prefetch(url: &str, token: Option<&str>) -> Result<(), String> {
     }
 }
 
+/// Runs `command` in its own process group, reading its output while it runs (a full pipe
+/// would stall it); on timeout the whole group (nix and the git it started) is killed.
 fn run_with_timeout(
     mut command: Command,
     timeout: Duration,
 ) -> Result<std::process::Output, String> {
-    let mut child = command
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .map_err(|err| format!("cannot run nix: {err}"))?;
-    let started = std::time::Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if started.elapsed() > timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "nix flake prefetch took longer than {}s",
-                    timeout.as_secs()
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(err) => return Err(format!("waiting for nix failed: {err}")),
+    let pid = child.id();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    match receiver.recv_timeout(timeout) {
+        Ok(result) => result.map_err(|err| format!("running nix failed: {err}")),
+        Err(_) => {
+            // Negative pid: the process group.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+            Err(format!(
+                "nix flake prefetch took longer than {}s",
+                timeout.as_secs()
+            ))
         }
     }
-    child
-        .wait_with_output()
-        .map_err(|err| format!("reading nix's output failed: {err}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_remote_references_count_as_remote() {
+        for url in [
+            "github:a/b",
+            "git+https://h/x.git",
+            "https://h/x.tar.gz",
+            "nixpkgs",
+        ] {
+            assert!(is_remote(&url.parse().unwrap()), "{url}");
+        }
+        for url in [
+            "path:/var/lib/thymis",
+            "git+file:///var/lib/thymis/repository",
+            "/etc",
+        ] {
+            assert!(!is_remote(&url.parse().unwrap()), "{url}");
+        }
+    }
+
+    #[test]
+    fn tokens_cannot_smuggle_settings() {
+        let github: FlakeRef = "github:acme/private".parse().unwrap();
+        assert_eq!(
+            access_tokens_config(&github, "x\nplugin-files = /tmp/evil.so"),
+            None
+        );
+        assert_eq!(access_tokens_config(&github, "a b"), None);
+        assert_eq!(access_tokens_config(&github, ""), None);
+    }
 
     #[test]
     fn tokens_are_scoped_to_the_host() {

@@ -86,16 +86,17 @@ fn media_type(name: &str) -> &'static str {
 impl Project {
     /// The artifacts folder.
     pub fn artifacts_dir(&self) -> PathBuf {
-        self.with_repository(|repo| repo.root().join(ARTIFACTS_DIR))
+        self.root.join(ARTIFACTS_DIR)
     }
 
     /// The path of an existing artifact.
     pub fn artifact_path(&self, name: &str) -> Result<PathBuf, ArtifactError> {
         let path = self.artifacts_dir().join(valid_name(name)?);
-        if !path.is_file() {
-            return Err(ArtifactError::NotFound(name.to_owned()));
+        // A symbolic link could point anywhere on the controller; artifacts are plain files.
+        match fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.is_file() => Ok(path),
+            _ => Err(ArtifactError::NotFound(name.to_owned())),
         }
-        Ok(path)
     }
 
     /// Every artifact, by name.
@@ -149,19 +150,23 @@ impl Project {
         let name = valid_name(name)?;
         upload.as_file().sync_all()?;
         let target = self.artifacts_dir().join(name);
+        let mut repo = self.repo();
         upload.persist(&target).map_err(|err| err.error)?;
-        self.with_repository(|repo| repo.track(&[format!("{ARTIFACTS_DIR}/{name}")], &[]))
+        repo.track(&[format!("{ARTIFACTS_DIR}/{name}")], &[])
             .map_err(ProjectError::from)?;
+        drop(repo);
         self.events.publish(Event::ArtifactsChanged);
         Ok(())
     }
 
     /// Deletes an artifact.
     pub fn delete_artifact(&self, name: &str) -> Result<(), ArtifactError> {
+        let mut repo = self.repo();
         let path = self.artifact_path(name)?;
         fs::remove_file(path)?;
-        self.with_repository(|repo| repo.track(&[], &[format!("{ARTIFACTS_DIR}/{name}")]))
+        repo.track(&[], &[format!("{ARTIFACTS_DIR}/{name}")])
             .map_err(ProjectError::from)?;
+        drop(repo);
         self.events.publish(Event::ArtifactsChanged);
         Ok(())
     }
@@ -169,34 +174,41 @@ impl Project {
     /// Renames an artifact and every reference to it in the state; returns how many settings
     /// were updated.
     pub fn rename_artifact(&self, old: &str, new: &str) -> Result<usize, ArtifactError> {
+        // One step under the repository lock: no upload, rename or state change interleaves.
+        let mut repo = self.repo();
         let from = self.artifact_path(old)?;
         let to = self.artifacts_dir().join(valid_name(new)?);
-        if to.exists() {
+        if fs::symlink_metadata(&to).is_ok() {
             return Err(ArtifactError::Exists(new.to_owned()));
         }
-        let mut state = self.snapshot().state.clone();
-        let updated = rename_references(&mut state, &self.registry(), old, new);
+        let current = self.snapshot();
+        let mut state = current.state.clone();
+        let registry = self.registry();
+        let updated = rename_references(&mut state, &registry, old, new);
+        let (old_path, new_path) = (
+            format!("{ARTIFACTS_DIR}/{old}"),
+            format!("{ARTIFACTS_DIR}/{new}"),
+        );
         fs::rename(&from, &to)?;
-        self.with_repository(|repo| {
-            repo.track(
-                &[format!("{ARTIFACTS_DIR}/{new}")],
-                &[format!("{ARTIFACTS_DIR}/{old}")],
+        let result = repo
+            .track(
+                std::slice::from_ref(&new_path),
+                std::slice::from_ref(&old_path),
             )
-        })
-        .map_err(ProjectError::from)?;
-        if updated > 0 {
-            if let Err(err) = self.replace_state(state, None) {
-                // Keep files and state consistent: put the file back.
-                let _ = fs::rename(&to, &from);
-                let _ = self.with_repository(|repo| {
-                    repo.track(
-                        &[format!("{ARTIFACTS_DIR}/{old}")],
-                        &[format!("{ARTIFACTS_DIR}/{new}")],
-                    )
-                });
-                return Err(err.into());
-            }
+            .map_err(ProjectError::from)
+            .and_then(|()| {
+                if updated > 0 {
+                    self.save_locked(&mut repo, state, Some(&current.revision), &registry)?;
+                }
+                Ok(())
+            });
+        if let Err(err) = result {
+            // Keep files, git and state consistent: put the file back.
+            let _ = fs::rename(&to, &from);
+            let _ = repo.track(&[old_path], &[new_path]);
+            return Err(err.into());
         }
+        drop(repo);
         self.events.publish(Event::ArtifactsChanged);
         Ok(updated)
     }

@@ -68,6 +68,7 @@ pub enum ProjectError {
 /// The project: repository plus current state. Methods block (git, files); call them off
 /// async threads.
 pub struct Project {
+    root: std::path::PathBuf,
     repo: Mutex<GitRepository>,
     registry: RwLock<ModuleRegistry>,
     snapshot: RwLock<Arc<StateSnapshot>>,
@@ -86,6 +87,7 @@ impl Project {
         let state = repo.load_state()?;
         let json: Arc<str> = state.to_json_pretty().into();
         Ok(Project {
+            root: repo.root().to_path_buf(),
             repo: Mutex::new(repo),
             registry: RwLock::new(registry),
             snapshot: RwLock::new(Arc::new(StateSnapshot::new(state, json))),
@@ -117,13 +119,14 @@ impl Project {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn publish_snapshot(&self, state: State) {
+    fn publish_snapshot(&self, state: State) -> Arc<StateSnapshot> {
         let json: Arc<str> = state.to_json_pretty().into();
         let snapshot = Arc::new(StateSnapshot::new(state, json));
         match self.snapshot.write() {
-            Ok(mut guard) => *guard = snapshot,
-            Err(poisoned) => *poisoned.into_inner() = snapshot,
+            Ok(mut guard) => *guard = snapshot.clone(),
+            Err(poisoned) => *poisoned.into_inner() = snapshot.clone(),
         }
+        snapshot
     }
 
     /// Replaces the whole state. With `expected_revision`, the change is refused when the state
@@ -140,25 +143,36 @@ impl Project {
             return Err(ProjectError::Invalid(problems));
         }
         let mut repo = self.repo();
-        // Checked under the repository lock, so no other save can slip in between.
+        let snapshot = self.save_locked(&mut repo, state, expected_revision, &registry)?;
+        Ok((snapshot, problems))
+    }
+
+    /// Saves `state` while the caller holds the repository lock: the revision check, the write
+    /// and the new snapshot happen as one step, so concurrent saves cannot overwrite each other
+    /// or publish out of order.
+    fn save_locked(
+        &self,
+        repo: &mut GitRepository,
+        state: State,
+        expected_revision: Option<&str>,
+        registry: &ModuleRegistry,
+    ) -> Result<Arc<StateSnapshot>, ProjectError> {
         let current = self.snapshot();
         if expected_revision.is_some_and(|expected| expected != current.revision) {
             return Err(ProjectError::Conflict { current });
         }
         // Rendering reports what only modules find (e.g. Custom Nix syntax) and writes nothing
         // then.
-        repo.save_state(&state, &registry)
-            .map_err(|err| match err {
-                RepositoryError::Render(RenderFailure::Modules(problems)) => {
-                    ProjectError::Invalid(problems)
-                }
-                other => ProjectError::Repository(other),
-            })?;
-        drop(repo);
-        self.publish_snapshot(state);
+        repo.save_state(&state, registry).map_err(|err| match err {
+            RepositoryError::Render(RenderFailure::Modules(problems)) => {
+                ProjectError::Invalid(problems)
+            }
+            other => ProjectError::Repository(other),
+        })?;
+        let snapshot = self.publish_snapshot(state);
         self.events.publish(Event::StateChanged);
         self.events.publish(Event::RepoStatusChanged);
-        Ok((self.snapshot(), problems))
+        Ok(snapshot)
     }
 
     /// Uncommitted changes with their diffs.
@@ -203,15 +217,10 @@ impl Project {
         let state = repo.load_state()?;
         // The old commit may have been rendered by an older version; bring it up to date.
         repo.save_state(&state, &registry)?;
-        drop(repo);
         self.publish_snapshot(state);
+        drop(repo);
         self.events.publish(Event::StateChanged);
         self.events.publish(Event::RepoStatusChanged);
         Ok(info)
-    }
-
-    /// Runs `f` with the repository locked, e.g. to change artifacts consistently with the state.
-    pub fn with_repository<T>(&self, f: impl FnOnce(&mut GitRepository) -> T) -> T {
-        f(&mut self.repo())
     }
 }

@@ -16,6 +16,9 @@ use crate::state::State;
 
 const BRANCH: &str = "master";
 
+/// Files bigger than this get a note instead of a diff in status and history answers.
+const MAX_DIFF_FILE_BYTES: u64 = 1024 * 1024;
+
 /// The project repository on a git working tree.
 pub struct GitRepository {
     root: PathBuf,
@@ -189,7 +192,12 @@ impl GitRepository {
                 .path()
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            let large = delta.old_file().size().max(delta.new_file().size()) > MAX_DIFF_FILE_BYTES;
             let text = match git2::Patch::from_diff(diff, index)? {
+                // A huge artifact would make every status answer huge; say so instead.
+                _ if large => {
+                    format!("(file larger than {MAX_DIFF_FILE_BYTES} bytes; no diff shown)\n")
+                }
                 Some(mut patch) => {
                     let buf = patch.to_buf()?;
                     String::from_utf8_lossy(&buf).into_owned()

@@ -156,6 +156,7 @@ pub trait Repository: Send {
 /// Why `name` cannot be an artifact file name: artifacts live flat in `artifacts/`.
 pub fn check_artifact_name(name: &str) -> Result<(), String> {
     let bad = name.is_empty()
+        || name.len() > 255
         || name.starts_with('.')
         || name
             .chars()
