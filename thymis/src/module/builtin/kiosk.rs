@@ -492,7 +492,7 @@ mkdir -p "$(dirname "$prefs")"
 [ -s "$prefs" ] || echo '{}' > "$prefs"
 # Never offer to translate German pages.
 @jq@/bin/jq '.translate_blocked_languages = ((.translate_blocked_languages // []) + ["de"] | unique)' "$prefs" > "$prefs.tmp" && mv "$prefs.tmp" "$prefs"
-# A placeholder page covers the desktop while the network and the site come up.
+# A loading page covers the desktop while the network and the site come up.
 "$chromium" --app='data:text/html,<html><body><h1>Loading...</h1></body></html>' &
 sleep 30
 "$killall" chromium
