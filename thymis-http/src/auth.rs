@@ -52,9 +52,34 @@ pub fn token_routes() -> OpenApiRouter<AppState> {
 pub struct Caller {
     /// Who it is.
     pub user: User,
+    credential: Credential,
+}
+
+/// What the caller proved itself with, to check again later (long-lived WebSockets).
+#[derive(Debug, Clone)]
+enum Credential {
+    Session { id: String, token: String },
+    Token(String),
 }
 
 impl Caller {
+    /// Whether the session or token this caller used is still valid (not logged out, expired
+    /// or revoked).
+    pub async fn still_valid(&self, app: &AppState) -> bool {
+        let auth = app.auth.clone();
+        let credential = self.credential.clone();
+        let check = blocking(move || {
+            Ok(match credential {
+                Credential::Session { id, token } => {
+                    auth.session_user(&id, &token).map(|u| u.is_some())
+                }
+                Credential::Token(token) => auth.token_is_active(&token),
+            })
+        })
+        .await;
+        matches!(check, Ok(Ok(true)))
+    }
+
     /// The commit author for this caller (upstream: given + family name, else the username).
     pub fn author(&self) -> Author {
         let user = &self.user;
@@ -91,10 +116,11 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
         let auth = app.auth.clone();
         if let Some(token) = bearer_token(&parts.headers) {
+            let credential = Credential::Token(token.clone());
             let user =
                 blocking(move || auth.token_user(&token).map_err(ApiError::internal)).await?;
             return user
-                .map(|user| Caller { user })
+                .map(|user| Caller { user, credential })
                 .ok_or_else(ApiError::unauthorized);
         }
         let jar = CookieJar::from_headers(&parts.headers);
@@ -102,9 +128,13 @@ impl FromRequestParts<AppState> for Caller {
             return Err(ApiError::unauthorized());
         };
         let (id, token) = (id.value().to_owned(), token.value().to_owned());
+        let credential = Credential::Session {
+            id: id.clone(),
+            token: token.clone(),
+        };
         let user =
             blocking(move || auth.session_user(&id, &token).map_err(ApiError::internal)).await?;
-        user.map(|user| Caller { user })
+        user.map(|user| Caller { user, credential })
             .ok_or_else(ApiError::unauthorized)
     }
 }

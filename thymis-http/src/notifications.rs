@@ -42,18 +42,33 @@ fn invalidated_paths(event: &Event) -> &'static [&'static str] {
         (status = 401, description = "Not logged in")))]
 async fn notification(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    upgrade.on_upgrade(move |socket| forward(socket, app))
+    upgrade
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| forward(socket, app, caller))
 }
 
-async fn forward(socket: WebSocket, app: AppState) {
+/// How often an open socket checks that its session or token is still valid.
+const RECHECK: Duration = Duration::from_secs(5);
+
+async fn forward(socket: WebSocket, app: AppState, caller: Caller) {
     let mut events = app.events.subscribe();
     let (mut sender, mut receiver) = socket.split();
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.tick().await;
     loop {
         let mut paths = BTreeSet::new();
         tokio::select! {
+            _ = recheck.tick() => {
+                if !caller.still_valid(&app).await {
+                    // Logged out, expired or revoked: the dashboard must not keep listening.
+                    let _ = sender.send(Message::Close(None)).await;
+                    return;
+                }
+                continue;
+            },
             event = events.recv() => match event {
                 Ok(event) => paths.extend(invalidated_paths(&event)),
                 // A slow client missed events: everything may be stale.

@@ -106,3 +106,32 @@ async fn anonymous_notification_sockets_are_refused() {
         401
     );
 }
+
+/// A socket opened with a session closes soon after the session ends.
+#[tokio::test]
+async fn logging_out_closes_the_notification_socket() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let controller = Controller::start(&tmp.path().join("data"));
+    let session = controller.login_session().await;
+    let mut socket = open(&controller, &session.cookie_header()).await;
+    let response = session
+        .client
+        .get(controller.url("/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the socket stayed open after logout");
+}

@@ -203,6 +203,14 @@ impl Authenticator {
         Ok(Some(User::named(&record.created_by)))
     }
 
+    /// Whether an API token is (still) active, without recording a use.
+    pub fn token_is_active(&self, token: &str) -> Result<bool, AuthError> {
+        Ok(self
+            .store
+            .find_active_api_token(&hash_token(token))?
+            .is_some())
+    }
+
     /// Creates an API token acting for `user`.
     pub fn create_api_token(&self, name: &str, user: &User) -> Result<ApiTokenCreated, AuthError> {
         let token = new_token();
