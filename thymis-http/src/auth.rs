@@ -453,12 +453,20 @@ async fn list_tokens(
 /// Creates an API token for scripts (`Authorization: Bearer <token>`). The token is shown only
 /// in this answer.
 #[utoipa::path(post, path = "/api/tokens", tag = "auth", request_body = NewToken,
-    responses((status = 200, body = Object), (status = 400, description = "Bad name")))]
+    responses((status = 200, body = Object), (status = 400, description = "Bad name"),
+        (status = 403, description = "Called with an API token")))]
 async fn create_token(
     State(app): State<AppState>,
     caller: Caller,
     Json(body): Json<NewToken>,
 ) -> Result<Json<ApiTokenCreated>, ApiError> {
+    // A token must not outlive its own revocation by minting others: only people (sessions)
+    // create tokens.
+    if matches!(caller.credential, Credential::Token(_)) {
+        return Err(ApiError::forbidden(
+            "API tokens are created from a logged-in session, not with another token",
+        ));
+    }
     let name = body.name.trim().to_owned();
     if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(

@@ -587,6 +587,15 @@ async fn api_tokens_work_as_bearer_until_revoked_and_are_never_stored_or_listed(
     assert!(state["configs"].is_array(), "{state}");
     let response = bearer(&format!("{token}x")).await.unwrap();
     assert_eq!(response.status(), 401, "a wrong token must not work");
+    // A token cannot mint further tokens (they would outlive its revocation).
+    let response = anonymous()
+        .post(controller.url("/api/tokens"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "child"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
     // The token is not a session either.
     let response = anonymous()
         .get(controller.url("/api/state"))
