@@ -1605,11 +1605,15 @@ async fn controller_settings_are_validated_and_persist_across_restarts() {
         get_settings(&controller, &client).await,
         json!({
             "auto_update_enabled": false,
-            "auto_update_schedule": {"frequency": "daily", "time": "03:00", "weekdays": [0, 1, 2, 3]}
+            "auto_update_schedule": {"frequency": "daily", "time": "03:00", "weekdays": [0, 1, 2, 3],
+                "weekday": null, "day_of_month": null, "nth_weekday": null}
         })
     );
 
     let weekly = json!({"frequency": "weekly", "time": "04:30", "weekday": 5});
+    // Answers carry the fields the frequency does not use as null, as upstream.
+    let weekly_answer = json!({"frequency": "weekly", "time": "04:30", "weekday": 5,
+        "weekdays": null, "day_of_month": null, "nth_weekday": null});
     let response = patch_settings(
         &controller,
         &client,
@@ -1617,7 +1621,7 @@ async fn controller_settings_are_validated_and_persist_across_restarts() {
     )
     .await;
     assert_eq!(response.status(), 200);
-    let expected = json!({"auto_update_enabled": true, "auto_update_schedule": weekly});
+    let expected = json!({"auto_update_enabled": true, "auto_update_schedule": weekly_answer});
     assert_eq!(json(response).await, expected);
     assert_eq!(get_settings(&controller, &client).await, expected);
 
@@ -1627,7 +1631,7 @@ async fn controller_settings_are_validated_and_persist_across_restarts() {
     assert_eq!(response.status(), 200);
     assert_eq!(
         json(response).await,
-        json!({"auto_update_enabled": false, "auto_update_schedule": weekly})
+        json!({"auto_update_enabled": false, "auto_update_schedule": weekly_answer})
     );
     let response =
         patch_settings(&controller, &client, &json!({"auto_update_enabled": true})).await;

@@ -21,7 +21,8 @@ pub enum Frequency {
     MonthlyWeekday,
 }
 
-/// When auto-update runs (upstream's shape; times are UTC, weekday 0 is Monday).
+/// When auto-update runs (upstream's shape, unused fields as `null`; times are UTC, weekday 0
+/// is Monday).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Schedule {
     /// How often.
@@ -29,16 +30,16 @@ pub struct Schedule {
     /// `HH:MM` in UTC.
     pub time: String,
     /// Weekdays for `daily` (0 = Monday … 6 = Sunday).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub weekdays: Option<Vec<u8>>,
     /// The weekday for `weekly` and `monthly_weekday`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub weekday: Option<u8>,
     /// The day for `monthly` (1–28).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub day_of_month: Option<u8>,
     /// Which occurrence for `monthly_weekday`: 1–5, or -1 for the last.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub nth_weekday: Option<i8>,
 }
 
