@@ -1,7 +1,7 @@
 //! The [`Vault`]: secrets as users manage them — validated, encrypted to the controller key
 //! before they reach the store, and read back only where a value is really needed.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 
@@ -97,12 +97,19 @@ fn check_filename(name: &str) -> Result<String, VaultError> {
 pub struct Vault {
     store: Arc<dyn Store>,
     secret_box: SecretBox,
+    /// Serialises updates: a type change checks the stored value, which no other update may
+    /// replace in between.
+    updates: Mutex<()>,
 }
 
 impl Vault {
     /// A vault over the store, encrypting with the controller key's box.
     pub fn new(store: Arc<dyn Store>, secret_box: SecretBox) -> Self {
-        Vault { store, secret_box }
+        Vault {
+            store,
+            secret_box,
+            updates: Mutex::new(()),
+        }
     }
 
     fn seal(&self, kind: SecretKind, value: &[u8]) -> Result<SecretValue, VaultError> {
@@ -130,6 +137,10 @@ impl Vault {
 
     /// Changes a secret. Changing only the kind re-checks the stored value against it.
     pub fn update(&self, id: Uuid, changes: SecretChanges) -> Result<SecretRecord, VaultError> {
+        let _serialised = self
+            .updates
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let current = self.store.get_secret(id)?.ok_or(VaultError::NotFound(id))?;
         let kind = changes.kind.unwrap_or(current.secret_type);
         let value = match (&changes.value, changes.kind) {
