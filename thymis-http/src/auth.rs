@@ -56,10 +56,20 @@ pub struct Caller {
 }
 
 /// What the caller proved itself with, to check again later (long-lived WebSockets).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum Credential {
     Session { id: String, token: String },
     Token(String),
+}
+
+/// Never prints the secrets, so a logged `Caller` cannot leak them.
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Session { id, .. } => write!(f, "Session({id}, <token>)"),
+            Credential::Token(_) => f.write_str("Token(<token>)"),
+        }
+    }
 }
 
 impl Caller {
