@@ -41,7 +41,6 @@ impl User {
 }
 
 /// A session just created by a login; `token` goes into the browser's cookie and nowhere else.
-#[derive(Debug)]
 pub struct NewLogin {
     /// Session id (cookie `session-id`).
     pub id: Uuid,
@@ -52,13 +51,31 @@ pub struct NewLogin {
 }
 
 /// An API token just created; `token` is shown once and never stored.
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct ApiTokenCreated {
     /// The stored record (without the token).
     #[serde(flatten)]
     pub record: ApiTokenRecord,
     /// The token itself, for `Authorization: Bearer …`.
     pub token: String,
+}
+
+// Debug output never carries the secrets (a logged value must not leak them).
+impl std::fmt::Debug for NewLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewLogin")
+            .field("id", &self.id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ApiTokenCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiTokenCreated")
+            .field("record", &self.record)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Errors of authentication.
