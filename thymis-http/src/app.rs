@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use thymis::auth::Authenticator;
 use thymis::events::EventBus;
+use thymis::external::discovery::RepositoryDiscovery;
+use thymis::external::forge::ForgeClient;
 use thymis::project::Project;
 use thymis::secrets::Vault;
 use thymis::settings::ControllerSettings;
@@ -28,6 +30,10 @@ pub struct AppState {
     pub events: EventBus,
     /// Failed-login counter.
     pub login_limiter: Arc<LoginLimiter>,
+    /// GitHub and GitLab API client.
+    pub forges: Arc<ForgeClient>,
+    /// What each external repository turned out to be.
+    pub repository_discovery: Arc<RepositoryDiscovery>,
 }
 
 impl AppState {

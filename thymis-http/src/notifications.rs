@@ -33,6 +33,7 @@ fn invalidated_paths(event: &Event) -> &'static [&'static str] {
         Event::ArtifactsChanged => &["/api/artifacts", "/api/repo_status"],
         Event::SecretsChanged => &["/api/secrets"],
         Event::ApiTokensChanged => &["/api/tokens"],
+        Event::ExternalRepositoriesChanged => &["/api/external-repositories/status"],
     }
 }
 

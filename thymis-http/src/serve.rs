@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use thymis::auth::Authenticator;
-use thymis::events::EventBus;
+use thymis::events::{Event, EventBus};
+use thymis::external::discovery::RepositoryDiscovery;
+use thymis::external::forge::{ForgeApis, ForgeClient};
 use thymis::module::{ModuleRegistry, RenderEnv};
 use thymis::project::Project;
 use thymis::repository::RenderOptions;
@@ -15,6 +17,7 @@ use thymis::secrets::{SecretBox, Vault};
 use thymis::settings::ControllerSettings;
 use thymis::ssh::ControllerKey;
 use thymis::store::{parse_database_url, SqliteStore, Store};
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::app::AppState;
 use crate::auth::LoginLimiter;
@@ -57,6 +60,20 @@ pub struct ServeArgs {
     /// A local checkout of the Thymis flake to use as the project's `thymis` input.
     #[arg(long, env = "THYMIS_FLAKE_ROOT")]
     flake_root: Option<PathBuf>,
+    /// The GitHub API used to list branches and tags of github.com repositories.
+    #[arg(
+        long,
+        env = "THYMIS_GITHUB_API_URL",
+        default_value = "https://api.github.com"
+    )]
+    github_api_url: String,
+    /// The GitLab API used to list branches and tags of gitlab.com repositories.
+    #[arg(
+        long,
+        env = "THYMIS_GITLAB_API_URL",
+        default_value = "https://gitlab.com/api/v4"
+    )]
+    gitlab_api_url: String,
 }
 
 impl ServeArgs {
@@ -84,6 +101,10 @@ impl ServeArgs {
         settings.agent_access_url = self.agent_access_url;
         settings.auth_basic = self.auth_basic;
         settings.auth_basic_username = self.auth_basic_username;
+        settings.forge_apis = ForgeApis {
+            github: self.github_api_url.trim_end_matches('/').to_owned(),
+            gitlab: self.gitlab_api_url.trim_end_matches('/').to_owned(),
+        };
         Ok(settings)
     }
 }
@@ -148,6 +169,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let auth = Arc::new(Authenticator::new(store.clone(), &settings));
     let vault = Arc::new(Vault::new(store.clone(), SecretBox::new(&key)?));
     let state = AppState {
+        forges: Arc::new(ForgeClient::new(settings.forge_apis.clone())),
+        repository_discovery: Arc::new(RepositoryDiscovery::new(events.clone())),
         settings: settings.clone(),
         project: Arc::new(project),
         store,
@@ -170,11 +193,44 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     tokio::spawn(remove_expired_sessions(state.store.clone()));
+    tokio::spawn(discover_external_repositories(state.clone()));
     let app = crate::server::app(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())
+}
+
+/// Inspects the state's external repositories at start and again whenever their URLs or tokens
+/// change.
+async fn discover_external_repositories(app: AppState) {
+    let mut events = app.events.subscribe();
+    let mut discovered = None;
+    loop {
+        let repositories = app.project.snapshot().state.repositories.clone();
+        let wanted: Vec<_> = repositories
+            .iter()
+            .map(|(name, repo)| (name.clone(), repo.url.clone(), repo.api_key_secret.clone()))
+            .collect();
+        if discovered.as_ref() != Some(&wanted) {
+            discovered = Some(wanted);
+            let (discovery, vault) = (app.repository_discovery.clone(), app.vault.clone());
+            // Not awaited: a slow fetch must not delay noticing the next change, and a newer
+            // discovery supersedes an older one.
+            tokio::task::spawn_blocking(move || {
+                discovery.discover(&repositories, &|repo| {
+                    thymis::external::token_of_repository(&vault, repo)
+                })
+            });
+        }
+        loop {
+            match events.recv().await {
+                Ok(Event::StateChanged) | Err(RecvError::Lagged(_)) => break,
+                Ok(_) => continue,
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
 }
 
 /// Deletes expired sessions every hour (they are refused anyway; this keeps the table small).

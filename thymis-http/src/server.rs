@@ -34,6 +34,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(api::artifacts::routes())
         .merge(api::controller_settings::routes())
         .merge(api::external_repositories::routes())
+        .merge(api::timer_check::routes())
         .merge(notifications::routes())
 }
 

@@ -16,6 +16,8 @@ pub enum Event {
     SecretsChanged,
     /// API tokens were created or revoked.
     ApiTokensChanged,
+    /// The discovery status of an external repository changed.
+    ExternalRepositoriesChanged,
 }
 
 /// A broadcast bus; cloning gives another handle to the same bus.

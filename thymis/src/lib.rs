@@ -6,6 +6,7 @@
 //! - [`nix`]: the typed Nix builder and printer, the flake renderer, flake references.
 //! - [`repository`]: the project on disk, in git.
 //! - [`project`]: the live project of a controller (state snapshots with revisions).
+//! - [`external`]: external repositories (discovery, GitHub/GitLab APIs, their tokens).
 //! - [`settings`], [`events`]: controller configuration and the event bus.
 //! - [`ssh`], [`secrets`]: the controller key pair; age encryption of secrets at rest and in delivery.
 
@@ -14,6 +15,7 @@
 pub mod auth;
 pub mod auto_update;
 pub mod events;
+pub mod external;
 pub mod module;
 pub mod nix;
 pub mod project;

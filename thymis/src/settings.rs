@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::external::forge::ForgeApis;
+
 /// Resolved controller configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControllerSettings {
@@ -29,6 +31,8 @@ pub struct ControllerSettings {
     pub listen_port: u16,
     /// URL of the `thymis` flake input of the project.
     pub thymis_flake_url: String,
+    /// Where the GitHub and GitLab APIs are (for the repository editor).
+    pub forge_apis: ForgeApis,
 }
 
 impl ControllerSettings {
@@ -46,6 +50,7 @@ impl ControllerSettings {
             listen_host: "127.0.0.1".to_owned(),
             listen_port: 8000,
             thymis_flake_url: crate::nix::flake::DEFAULT_THYMIS_URL.to_owned(),
+            forge_apis: ForgeApis::default(),
         }
     }
 

@@ -5,6 +5,7 @@ pub mod controller_settings;
 pub mod external_repositories;
 pub mod secrets;
 pub mod state;
+pub mod timer_check;
 
 use axum::http::HeaderValue;
 

@@ -4,6 +4,7 @@
 pub mod builtin;
 mod registry;
 mod setting;
+pub mod timer_check;
 mod values;
 
 use serde_json::{json, Map, Value as Json};

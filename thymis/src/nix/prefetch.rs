@@ -1,6 +1,7 @@
 //! Checking that a flake reference can be fetched (`nix flake prefetch`), with the access token
 //! of a private repository passed the way Nix expects it.
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -44,9 +45,27 @@ pub fn access_tokens_config(reference: &FlakeRef, token: &str) -> Option<String>
     Some(format!("access-tokens = {host}={value}"))
 }
 
-/// Fetches `url` into the Nix store (`nix flake prefetch --refresh`). The error is Nix's own
-/// message.
+/// Fetches `url` into the Nix store (`nix flake prefetch --refresh`), as a connection test.
+/// The error is Nix's own message.
 pub fn prefetch(url: &str, token: Option<&str>) -> Result<(), String> {
+    run_prefetch(url, token, true).map(|_| ())
+}
+
+/// Fetches `url` into the Nix store, reusing Nix's fetcher cache, and returns its store path.
+/// The error is Nix's own message.
+pub fn fetch_store_path(url: &str, token: Option<&str>) -> Result<PathBuf, String> {
+    let output = run_prefetch(url, token, false)?;
+    let answer: serde_json::Value = serde_json::from_slice(&output)
+        .map_err(|err| format!("unexpected answer from nix flake prefetch: {err}"))?;
+    answer
+        .get("storePath")
+        .and_then(|path| path.as_str())
+        .map(PathBuf::from)
+        .ok_or_else(|| "nix flake prefetch named no store path".to_owned())
+}
+
+/// Runs `nix flake prefetch --json` on `url` and returns its standard output.
+fn run_prefetch(url: &str, token: Option<&str>, refresh: bool) -> Result<Vec<u8>, String> {
     let reference: FlakeRef = url.parse().map_err(|err| format!("{err}"))?;
     let mut command = Command::new("nix");
     command
@@ -55,10 +74,13 @@ pub fn prefetch(url: &str, token: Option<&str>) -> Result<(), String> {
             "nix-command flakes",
             "flake",
             "prefetch",
-            "--refresh",
+            "--json",
         ])
-        .arg(reference.to_url())
         .env("GIT_TERMINAL_PROMPT", "0");
+    if refresh {
+        command.arg("--refresh");
+    }
+    command.arg(reference.to_url());
     // Only indirect references (`nixpkgs`) need the global flake registry; for the rest an empty
     // one spares a download from GitHub (and works offline).
     let _empty_registry = match reference {
@@ -80,7 +102,7 @@ pub fn prefetch(url: &str, token: Option<&str>) -> Result<(), String> {
     }
     let output = run_with_timeout(command, PREFETCH_TIMEOUT)?;
     if output.status.success() {
-        Ok(())
+        Ok(output.stdout)
     } else {
         let stderr = String::from_utf8_lossy(&output.stderr);
         // Nix ends with hints such as "use --show-trace"; the first error line says what failed.
@@ -208,6 +230,9 @@ mod tests {
         git(&["commit", "-qm", "init"]);
         let url = format!("git+file://{}", repo.display());
         assert_eq!(prefetch(&url, None), Ok(()));
+        let path = fetch_store_path(&url, None).unwrap();
+        assert!(path.starts_with("/nix/store"), "{}", path.display());
+        assert!(path.join("flake.nix").is_file());
         let missing = format!("git+file://{}/nowhere", dir.path().display());
         let error = prefetch(&missing, None).unwrap_err();
         assert!(error.starts_with("error:"), "{error}");
