@@ -324,12 +324,17 @@ async fn login_basic(
     .await?;
     let Some(session) = session else {
         tracing::info!(%ip, "failed login");
-        // Upstream's login page keeps its redirect key across a failed attempt.
-        let key = form
-            .redirect
-            .filter(|key| !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric()));
-        let target = match key {
-            Some(key) => format!("/login?authError=credentials&redirect={key}"),
+        // The login page keeps where to go (upstream's key, or a path) across a failed attempt.
+        let redirect = form.redirect.filter(|redirect| {
+            let is_key =
+                !redirect.is_empty() && redirect.bytes().all(|b| b.is_ascii_alphanumeric());
+            is_key || safe_redirect(Some(redirect)) == redirect
+        });
+        let target = match redirect {
+            Some(redirect) => format!(
+                "/login?authError=credentials&redirect={}",
+                percent_encode(&redirect)
+            ),
             None => "/login?authError=credentials".to_owned(),
         };
         return Ok(Redirect::to(&target).into_response());
@@ -357,6 +362,20 @@ async fn login_basic(
     );
     let target = safe_redirect(requested).to_owned();
     Ok((jar, Redirect::to(&target)).into_response())
+}
+
+/// `value` with everything but unreserved characters percent-encoded, for a query string.
+fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 fn time_seconds(seconds: i64) -> time::Duration {

@@ -9,6 +9,7 @@ mod error;
 mod notifications;
 mod serve;
 mod server;
+mod ui;
 
 use std::process::ExitCode;
 

@@ -2,8 +2,6 @@
 //! applies to all (Origin check, body size limit).
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
@@ -11,7 +9,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::app::AppState;
-use crate::error::ApiError;
 use crate::{api, auth, notifications};
 
 /// The largest request body: a `state.json` of 10,000 configs is about 11 MiB.
@@ -52,7 +49,7 @@ pub fn app(state: AppState) -> Router {
             get(move || async move { Json(openapi_json) }),
         )
         .merge(SwaggerUi::new("/docs").url("/docs/openapi.json", doc))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found").into_response() })
+        .fallback(crate::ui::fallback)
         .layer(axum::middleware::map_response(crate::error::json_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -1027,3 +1027,32 @@ async fn a_websocket_from_a_foreign_origin_is_refused() {
     assert_eq!(response.status(), 101);
     let _ = socket.close(None).await;
 }
+
+#[tokio::test]
+async fn a_failed_login_keeps_the_page_to_return_to_but_never_a_foreign_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let controller = Controller::start(&tmp.path().join("data"));
+    let client = anonymous();
+    for (redirect, location) in [
+        (
+            "/configs/lobby/configure?module=1",
+            "/login?authError=credentials&redirect=/configs/lobby/configure%3Fmodule%3D1",
+        ),
+        ("k1", "/login?authError=credentials&redirect=k1"),
+        ("//evil.example/x", "/login?authError=credentials"),
+        ("https://evil.example", "/login?authError=credentials"),
+    ] {
+        let response = client
+            .post(controller.url("/auth/login/basic"))
+            .form(&[
+                ("username", "admin"),
+                ("password", "wrong"),
+                ("redirect", redirect),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "{redirect}");
+        assert_eq!(response.headers()["location"], location, "{redirect}");
+    }
+}

@@ -1,0 +1,107 @@
+// End-to-end test harness: the real thymis-controller (with the embedded dashboard) on a
+// loopback port with a temporary data directory, and Debian's chromium driven by
+// playwright-core. A failing test leaves a screenshot in e2e-results/.
+
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const binary =
+	process.env.THYMIS_CONTROLLER_BIN ?? resolve(here, '../../../target/debug/thymis-controller');
+export const resultsDir = resolve(here, '../e2e-results');
+
+/** Starts a controller; resolves with its URL, admin password and a stop function. */
+export async function startController() {
+	const dataDir = mkdtempSync(join(tmpdir(), 'thymis-e2e-'));
+	const child = spawn(binary, ['--data-dir', join(dataDir, 'data'), '--listen-port', '0'], {
+		env: { ...process.env, GIT_CONFIG_GLOBAL: '/dev/null', RUST_LOG: 'warn' },
+		stdio: ['ignore', 'pipe', 'pipe']
+	});
+	let output = '';
+	child.stderr.on('data', (chunk) => (output += chunk));
+	const started = await new Promise((resolvePromise, reject) => {
+		const timer = setTimeout(() => reject(new Error(`controller did not start:\n${output}`)), 30000);
+		child.stdout.on('data', (chunk) => {
+			output += chunk;
+			const url = output.match(/listening on ([^;]+);/)?.[1];
+			const password = output.match(/with password (\S+)/)?.[1];
+			if (url && password) {
+				clearTimeout(timer);
+				resolvePromise({ url: `http://${url}`, password });
+			}
+		});
+		child.on('exit', (code) => reject(new Error(`controller exited with ${code}:\n${output}`)));
+	});
+	return {
+		...started,
+		dataDir,
+		log: () => output,
+		async stop() {
+			child.kill('SIGTERM');
+			await new Promise((r) => child.once('exit', r));
+			rmSync(dataDir, { recursive: true, force: true });
+		}
+	};
+}
+
+/** Launches headless chromium. */
+export async function launchBrowser() {
+	return chromium.launch({
+		executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+		args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking']
+	});
+}
+
+/**
+ * A new page that records console errors and failed requests (a test fails on them), with
+ * `baseURL` set to the controller.
+ */
+export async function newPage(browser, controller, options = {}) {
+	const context = await browser.newContext({ baseURL: controller.url, ...options });
+	const page = await context.newPage();
+	page.problems = [];
+	page.on('console', (message) => {
+		// The browser logs the 401 that sends a logged-out visitor to the login page.
+		const expected = /status of 401/.test(message.text());
+		if (message.type() === 'error' && !expected) page.problems.push(`console: ${message.text()}`);
+	});
+	page.on('pageerror', (error) => page.problems.push(`page error: ${error.message}`));
+	return page;
+}
+
+/** Logs in through the login form. */
+export async function login(page, controller, path = '/overview') {
+	await page.goto(path);
+	await page.waitForURL(/\/login/);
+	await page.getByLabel('Username').fill('admin');
+	await page.getByLabel('Password').fill(controller.password);
+	await page.getByRole('button', { name: 'Sign in' }).click();
+	await page.waitForURL((url) => !url.pathname.startsWith('/login'));
+}
+
+/** Runs `body(page)`; on failure saves a screenshot named after the test. */
+export async function withScreenshot(t, page, body) {
+	try {
+		await body();
+	} catch (error) {
+		mkdirSync(resultsDir, { recursive: true });
+		const file = join(resultsDir, `${t.name.replace(/[^a-z0-9]+/gi, '-')}.png`);
+		await page.screenshot({ path: file, fullPage: true }).catch(() => {});
+		error.message += `\n(screenshot: ${file})`;
+		throw error;
+	}
+}
+
+/** The API with the page's session cookies (for setting up and checking state). */
+export async function apiRequest(page, method, path, body) {
+	const response = await page.request.fetch(path, {
+		method,
+		data: body,
+		headers: { origin: new URL(page.url()).origin }
+	});
+	return response;
+}

@@ -1,0 +1,28 @@
+// Toast messages: errors from the API (with the server's `detail`) and confirmations.
+
+import { ApiError } from './api';
+
+export type Toast = { id: number; kind: 'error' | 'success' | 'info'; text: string };
+
+class Toasts {
+	list = $state<Toast[]>([]);
+	#next = 1;
+
+	show(kind: Toast['kind'], text: string, timeout = kind === 'error' ? 0 : 4000) {
+		const id = this.#next++;
+		this.list.push({ id, kind, text });
+		if (timeout) setTimeout(() => this.dismiss(id), timeout);
+	}
+
+	dismiss(id: number) {
+		this.list = this.list.filter((toast) => toast.id !== id);
+	}
+}
+
+export const toasts = new Toasts();
+
+/** Shows an error toast for anything thrown by an API call (a 401 redirects instead). */
+export function showError(error: unknown) {
+	if (error instanceof ApiError && error.status === 401) return;
+	toasts.show('error', error instanceof Error ? error.message : String(error));
+}
