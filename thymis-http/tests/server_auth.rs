@@ -164,9 +164,10 @@ async fn wrong_password_is_sent_back_to_the_login_page_without_a_session() {
         .await
         .unwrap();
     assert_eq!(response.status(), 303);
+    // Back to the login page, which still knows where to go afterwards.
     assert_eq!(
         response.headers()["location"],
-        "/login?authError=credentials"
+        "/login?authError=credentials&redirect=/configuration"
     );
     let cookies = set_cookies(response.headers());
     assert!(

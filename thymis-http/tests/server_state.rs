@@ -640,12 +640,12 @@ async fn client_errors_carry_a_json_detail() {
 }
 
 #[tokio::test]
-async fn unknown_paths_are_json_404() {
+async fn unknown_api_paths_are_json_404() {
     let tmp = tempfile::tempdir().unwrap();
     let controller = Controller::start(&tmp.path().join("data"));
     let session = controller.login().await;
     for (client, path) in [
-        (common::anonymous(), "/no/such/page"),
+        (common::anonymous(), "/api/no/such/page"),
         (session.clone(), "/api/no-such-route"),
         (session.clone(), "/auth/nothing"),
     ] {

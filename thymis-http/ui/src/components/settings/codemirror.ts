@@ -35,6 +35,8 @@ export type CodeEditorOptions = {
 export type CodeEditor = {
 	setDoc(doc: string): void;
 	setReadonly(readonly: boolean): void;
+	/** Replaces the attributes of the editable element (e.g. to set aria-invalid). */
+	setAttributes(attributes: Record<string, string>): void;
 	setProblems(problems: CodeProblem[]): void;
 	destroy(): void;
 };
@@ -82,6 +84,7 @@ export function problemRange(state: EditorState, line: number, column: number) {
 
 export function createCodeEditor(options: CodeEditorOptions): CodeEditor {
 	const editable = new Compartment();
+	const attributes = new Compartment();
 	const readonlyFacets = (readonly: boolean) => [
 		EditorState.readOnly.of(readonly),
 		EditorView.editable.of(!readonly),
@@ -107,7 +110,7 @@ export function createCodeEditor(options: CodeEditorOptions): CodeEditor {
 					{ key: 'Escape', run: temporarilySetTabFocusMode }
 				]),
 				EditorView.lineWrapping,
-				EditorView.contentAttributes.of(options.attributes),
+				attributes.of(EditorView.contentAttributes.of(options.attributes)),
 				theme,
 				editable.of(readonlyFacets(options.readonly)),
 				EditorView.updateListener.of((update) => {
@@ -129,6 +132,9 @@ export function createCodeEditor(options: CodeEditorOptions): CodeEditor {
 		},
 		setReadonly(readonly) {
 			view.dispatch({ effects: editable.reconfigure(readonlyFacets(readonly)) });
+		},
+		setAttributes(next) {
+			view.dispatch({ effects: attributes.reconfigure(EditorView.contentAttributes.of(next)) });
 		},
 		setProblems(problems) {
 			const diagnostics: Diagnostic[] = problems.map((problem) => ({
