@@ -11,9 +11,15 @@ export type RepoFields = {
 	kind: RepoKind;
 	/** Git only. */
 	protocol: GitProtocol;
-	/** Git: `host[:port]`, maybe with `user@`; GitHub/GitLab: a self-hosted instance (`?host=`), empty for the public one. */
+	/**
+	 * Git: `host[:port]`, maybe with `user@`. GitHub/GitLab: a self-hosted instance (`?host=`),
+	 * empty for the public one.
+	 */
 	host: string;
-	/** `owner/repo` (GitLab: `group/subgroup/repo`); Git: the path after the host, or an absolute directory for `file`. */
+	/**
+	 * `owner/repo` (GitLab: `group/subgroup/repo`). Git: the path after the host, or an
+	 * absolute directory for `file`.
+	 */
 	path: string;
 	/** Branch, tag or 40-hex commit; empty for the default branch. */
 	version: string;

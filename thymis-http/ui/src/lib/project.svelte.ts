@@ -16,10 +16,12 @@ export type Conflict = {
 };
 
 class Project {
-	state = $state<State | null>(null);
+	// Raw: the state is only ever replaced as a whole (edits go through `save`), so it needs
+	// no deep proxy, and copying it for a draft stays cheap at thousands of configs.
+	state = $state.raw<State | null>(null);
 	revision = $state<string | null>(null);
-	modules = $state<ModuleInfo[]>([]);
-	repoStatus = $state<RepoStatus>({ changes: [] });
+	modules = $state.raw<ModuleInfo[]>([]);
+	repoStatus = $state.raw<RepoStatus>({ changes: [] });
 	user = $state<User | null>(null);
 	/** Problems the server found in the last refused save. */
 	problems = $state<Problem[]>([]);
@@ -61,8 +63,8 @@ class Project {
 	 */
 	async save(change: (draft: State) => void): Promise<boolean> {
 		if (!this.state) return false;
-		const base = $state.snapshot(this.state) as State;
-		const draft = structuredClone(base);
+		const base = this.state;
+		const draft: State = JSON.parse(JSON.stringify(base));
 		change(draft);
 		this.saving = true;
 		try {

@@ -55,7 +55,7 @@ impl SecurityAccess {
                     "authorized_keys",
                     Text::en_de("Authorized Keys", "Authorisierte Schlüssel"),
                     list_of(
-                        vec![Setting::new("key", Text::plain(""), SettingType::String)
+                        vec![Setting::new("key", Text::en_de("Public key", "Öffentlicher Schlüssel"), SettingType::String)
                             .description(Text::en_de(
                                 "One public key line in OpenSSH format.",
                                 "Eine öffentliche Schlüsselzeile im OpenSSH-Format.",

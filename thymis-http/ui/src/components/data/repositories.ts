@@ -66,14 +66,15 @@ export async function loadSuggestions(url: string, secret: string | null): Promi
 		forgeList('tags', url, secret)
 	]);
 	const failure = [branches, tags].find((result) => result.status === 'rejected');
+	const reason: unknown = failure?.reason;
 	// The server accepts a token only for a saved repository on the same host: try without.
-	if (secret && failure?.reason instanceof ApiError && failure.reason.status === 403) {
+	if (secret && reason instanceof ApiError && reason.status === 403) {
 		return { ...(await loadSuggestions(url, null)), withoutToken: true };
 	}
 	return {
 		branches: branches.status === 'fulfilled' ? branches.value : [],
 		tags: tags.status === 'fulfilled' ? tags.value : [],
-		problem: failure ? String(failure.reason instanceof Error ? failure.reason.message : failure.reason) : '',
+		problem: reason instanceof Error ? reason.message : reason ? String(reason) : '',
 		withoutToken: false
 	};
 }

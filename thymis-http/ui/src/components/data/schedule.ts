@@ -25,7 +25,10 @@ export const FREQUENCIES: Frequency[] = ['daily', 'weekly', 'monthly', 'monthly_
 export const WEEKDAYS = [0, 1, 2, 3, 4, 5, 6];
 export const NTH_WEEKDAYS = [1, 2, 3, 4, 5, -1];
 
-/** The schedule with every field a frequency may need filled in, so switching frequency shows sensible values. */
+/**
+ * The schedule with every field any frequency needs filled in, so switching frequency shows
+ * sensible values.
+ */
 export function withDefaults(schedule: Schedule): Schedule {
 	return {
 		...schedule,

@@ -22,7 +22,8 @@ export function secretUsers(state: State | null): Map<string, User[]> {
 	);
 	for (const [name, repo] of Object.entries(state?.repositories ?? {})) {
 		if (repo.api_key_secret) {
-			add(users, repo.api_key_secret.toLowerCase(), { kind: 'repo', identifier: name, displayName: name });
+			const user: User = { kind: 'repo', identifier: name, displayName: name };
+			add(users, repo.api_key_secret.toLowerCase(), user);
 		}
 	}
 	return users;

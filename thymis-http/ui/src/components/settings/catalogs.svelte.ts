@@ -1,5 +1,5 @@
-// The secrets and artifacts the pickers offer, loaded once and shared by every picker (a list
-// setting may show dozens), reloaded on demand.
+// The secrets and artifacts the pickers offer, loaded once per visit of the editor and shared
+// by every picker (a list setting may show dozens).
 
 import { api } from '../../lib/api';
 import type { Secret } from '../../lib/types';
@@ -22,10 +22,19 @@ class Catalog<T> {
 		this.path = path;
 	}
 
-	/** Loads the list unless it is loaded or loading. */
+	/** Set when the list may have changed elsewhere: the next `ensure` loads it again. */
+	#stale = false;
+
+	/** Loads the list unless it is loaded (and not stale) or loading. */
 	ensure(): Promise<void> {
-		if (this.items !== null) return Promise.resolve();
+		if (this.items !== null && !this.#stale) return Promise.resolve();
+		this.#stale = false;
 		return this.reload();
+	}
+
+	/** Marks the list as possibly outdated (e.g. when the editor opens). */
+	invalidate() {
+		this.#stale = true;
 	}
 
 	reload(): Promise<void> {
