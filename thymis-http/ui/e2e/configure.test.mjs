@@ -3,21 +3,17 @@
 // and the live timer check.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { apiRequest, launchBrowser, login, newPage, startController, withScreenshot } from './harness.mjs';
+import { test } from 'node:test';
+import {
+	apiRequest,
+	login,
+	newPage,
+	withScreenshot,
+	useControllerAndBrowser,
+} from './harness.mjs';
 
-let controller;
-let browser;
+const running = useControllerAndBrowser();
 
-before(async () => {
-	controller = await startController();
-	browser = await launchBrowser();
-});
-
-after(async () => {
-	await browser?.close();
-	await controller?.stop();
-});
 
 const DEVICE = 'thymis_controller.modules.thymis.ThymisDevice';
 const LOCALIZATION = 'thymis_controller.modules.localization.LocalizationModule';
@@ -55,7 +51,7 @@ async function seed(page) {
 	});
 	assert.equal(secret.status(), 200);
 	const upload = await page.request.post('/api/artifacts/', {
-		headers: { origin: controller.url },
+		headers: { origin: running.controller.url },
 		multipart: { files: { name: 'motd.txt', mimeType: 'text/plain', buffer: Buffer.from('hello') } }
 	});
 	assert.equal(upload.status(), 200, await upload.text());
@@ -83,9 +79,9 @@ async function waitForState(page, check) {
 const moduleOf = (state, type) => state.configs[0].modules.find((m) => m.type === type)?.settings;
 
 test('every setting type can be set, and tags show through', async (t) => {
-	const page = await newPage(browser, controller);
+	const page = await newPage(running.browser, running.controller);
 	await withScreenshot(t, page, async () => {
-		await login(page, controller, '/overview');
+		await login(page, running.controller, '/overview');
 		const secretId = await seed(page);
 		await page.goto('/configs/kiosk/configure');
 

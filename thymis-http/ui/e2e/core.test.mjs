@@ -3,34 +3,22 @@
 // logout.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
 	apiRequest,
-	launchBrowser,
 	login,
 	newPage,
-	startController,
-	withScreenshot
+	withScreenshot,
+	useControllerAndBrowser,
 } from './harness.mjs';
 
-let controller;
-let browser;
+const running = useControllerAndBrowser();
 
 /** The sidebar. */
 const nav = (page) => page.getByRole('navigation', { name: 'Main navigation' });
 
-before(async () => {
-	controller = await startController();
-	browser = await launchBrowser();
-});
-
-after(async () => {
-	await browser?.close();
-	await controller?.stop();
-});
-
 test('a deep link survives the login, and a wrong password is refused', async (t) => {
-	const page = await newPage(browser, controller);
+	const page = await newPage(running.browser, running.controller);
 	await withScreenshot(t, page, async () => {
 		await page.goto('/history');
 		await page.waitForURL(/\/login\?redirect=/);
@@ -38,7 +26,7 @@ test('a deep link survives the login, and a wrong password is refused', async (t
 		await page.getByLabel('Password').fill('wrong');
 		await page.getByRole('button', { name: 'Sign in' }).click();
 		await page.getByText('invalid username or password').waitFor();
-		await page.getByLabel('Password').fill(controller.password);
+		await page.getByLabel('Password').fill(running.controller.password);
 		await page.getByLabel('Username').fill('admin');
 		await page.getByRole('button', { name: 'Sign in' }).click();
 		await page.waitForURL(/\/history$/);
@@ -51,9 +39,9 @@ test('a deep link survives the login, and a wrong password is refused', async (t
 });
 
 test('configs and tags are created, tagged, committed, diffed and reverted', async (t) => {
-	const page = await newPage(browser, controller);
+	const page = await newPage(running.browser, running.controller);
 	await withScreenshot(t, page, async () => {
-		await login(page, controller, '/configs');
+		await login(page, running.controller, '/configs');
 		await page.getByRole('button', { name: 'Create configuration' }).first().click();
 		const dialog = page.getByRole('dialog');
 		await dialog.getByLabel('Display name').fill('Lobby Kiosk');
@@ -125,8 +113,8 @@ test('configs and tags are created, tagged, committed, diffed and reverted', asy
 });
 
 test('a stale tab is told about the conflict instead of overwriting', async (t) => {
-	const setup = await newPage(browser, controller);
-	await login(setup, controller, '/overview');
+	const setup = await newPage(running.browser, running.controller);
+	await login(setup, running.controller, '/overview');
 	const base = await (await apiRequest(setup, 'GET', '/api/state')).json();
 	base.configs = ['alpha', 'beta'].map((id) => ({
 		displayName: id.toUpperCase(),
@@ -138,8 +126,8 @@ test('a stale tab is told about the conflict instead of overwriting', async (t) 
 	}));
 	assert.equal((await apiRequest(setup, 'PATCH', '/api/state', base)).status(), 200);
 
-	const first = await newPage(browser, controller, { storageState: await setup.context().storageState() });
-	const second = await newPage(browser, controller, { storageState: await setup.context().storageState() });
+	const first = await newPage(running.browser, running.controller, { storageState: await setup.context().storageState() });
+	const second = await newPage(running.browser, running.controller, { storageState: await setup.context().storageState() });
 	// The second tab's notification socket is silent, like a tab that has not caught up yet.
 	await second.routeWebSocket(/\/api\/notification/, () => {});
 	await withScreenshot(t, second, async () => {
@@ -172,9 +160,9 @@ test('a stale tab is told about the conflict instead of overwriting', async (t) 
 });
 
 test('German, dark theme and logout', async (t) => {
-	const page = await newPage(browser, controller);
+	const page = await newPage(running.browser, running.controller);
 	await withScreenshot(t, page, async () => {
-		await login(page, controller, '/overview');
+		await login(page, running.controller, '/overview');
 		await page.getByRole('button', { name: 'User menu' }).click();
 		await page.getByLabel('Language').selectOption('de');
 		await page.getByRole('navigation', { name: 'Hauptnavigation' }).getByRole('link', { name: /^Konfigurationen/ }).waitFor();

@@ -1,27 +1,26 @@
-// Secrets and artifacts in the browser against the real controller: values never come back,
-// files upload, rename (with the state's references) and delete.
+// Secrets, artifacts and external repositories in the browser against the real controller:
+// values never come back, files upload, rename (with the state's references) and delete,
+// repositories are saved with their follows and checked by the controller.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { apiRequest, launchBrowser, login, newPage, startController, withScreenshot } from './harness.mjs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import {
+	apiRequest,
+	login,
+	newPage,
+	withScreenshot,
+	useControllerAndBrowser,
+} from './harness.mjs';
 
-let controller;
-let browser;
-
-before(async () => {
-	controller = await startController();
-	browser = await launchBrowser();
-});
-
-after(async () => {
-	await browser?.close();
-	await controller?.stop();
-});
+const running = useControllerAndBrowser();
 
 test('secrets are created, edited without showing their value, and deleted', async (t) => {
-	const page = await newPage(browser, controller);
+	const page = await newPage(running.browser, running.controller);
 	await withScreenshot(t, page, async () => {
-		await login(page, controller, '/secrets');
+		await login(page, running.controller, '/secrets');
 		await page.getByRole('button', { name: 'New secret' }).first().click();
 		const dialog = page.getByRole('dialog');
 		await dialog.getByLabel('Name', { exact: true }).fill('WiFi password');
@@ -54,9 +53,9 @@ test('secrets are created, edited without showing their value, and deleted', asy
 });
 
 test('artifacts upload, download, rename with their references, and delete', async (t) => {
-	const page = await newPage(browser, controller);
+	const page = await newPage(running.browser, running.controller);
 	await withScreenshot(t, page, async () => {
-		await login(page, controller, '/overview');
+		await login(page, running.controller, '/overview');
 		// A tag whose Files module uses the artifact, so the rename must follow.
 		const state = await (await apiRequest(page, 'GET', '/api/state')).json();
 		state.tags = [
@@ -102,6 +101,46 @@ test('artifacts upload, download, rename with their references, and delete', asy
 		const names = (await (await apiRequest(page, 'GET', '/api/artifacts')).json()).map((a) => a.name);
 		assert.deepEqual(names, ['brand.svg']);
 	});
+	assert.deepEqual(page.problems, []);
+	await page.context().close();
+});
+
+test('external repositories are added with follows, checked by the controller, and removed', async (t) => {
+	const page = await newPage(running.browser, running.controller);
+	// A local module repository, so the controller's check (real nix) works offline.
+	const repoDir = mkdtempSync(join(tmpdir(), 'thymis-modules-'));
+	writeFileSync(join(repoDir, 'flake.nix'), '{ outputs = { self }: { }; }\n');
+	writeFileSync(join(repoDir, 'README.md'), 'This repository contains thymis modules.\n');
+	await withScreenshot(t, page, async () => {
+		await login(page, running.controller, '/external-repositories');
+		await page.getByRole('button', { name: 'Add repository' }).first().click();
+		const dialog = page.getByRole('dialog');
+		await dialog.getByLabel('Name', { exact: true }).fill('site_modules');
+		await dialog.getByLabel('Type').selectOption({ label: 'Other flake URL' });
+		await dialog.getByLabel('Flake URL', { exact: true }).fill(`path:${repoDir}`);
+		await dialog.getByText('Follows', { exact: true }).click();
+		await dialog.getByRole('button', { name: 'Add input' }).click();
+		await dialog.getByLabel('Input 1 of this repository').fill('nixpkgs');
+		await dialog.getByLabel('Project input for input 1').fill('nixpkgs');
+		await dialog.getByRole('button', { name: 'Add repository' }).click();
+		await page.getByText('Repository site_modules saved.').waitFor();
+		const state = await (await apiRequest(page, 'GET', '/api/state')).json();
+		assert.deepEqual(state.repositories.site_modules, {
+			url: `path:${repoDir}`,
+			follows: null,
+			inputs_follows: { nixpkgs: 'nixpkgs' },
+			api_key_secret: null
+		});
+		// The controller fetched it with nix and found the marker in its README.
+		await page.getByTestId('data-table').getByText('Loaded (0 modules)').waitFor({ timeout: 60000 });
+
+		await page.getByRole('button', { name: 'Delete site_modules' }).click();
+		await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+		await page.getByText('Repository site_modules deleted.').waitFor();
+		const after = await (await apiRequest(page, 'GET', '/api/state')).json();
+		assert.deepEqual(after.repositories, {});
+	});
+	rmSync(repoDir, { recursive: true, force: true });
 	assert.deepEqual(page.problems, []);
 	await page.context().close();
 });

@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -104,4 +105,21 @@ export async function apiRequest(page, method, path, body) {
 		headers: { origin: new URL(page.url()).origin }
 	});
 	return response;
+}
+
+/**
+ * Starts a controller and a browser before the file's tests and stops them after; returns an
+ * object whose `controller` and `browser` are set once started.
+ */
+export function useControllerAndBrowser() {
+	const running = { controller: undefined, browser: undefined };
+	before(async () => {
+		running.controller = await startController();
+		running.browser = await launchBrowser();
+	});
+	after(async () => {
+		await running.browser?.close();
+		await running.controller?.stop();
+	});
+	return running;
 }
