@@ -242,10 +242,13 @@ impl Repository for GitRepository {
     fn status(&self) -> Result<Vec<FileChange>, RepositoryError> {
         let head = self.head_tree()?;
         let mut options = DiffOptions::new();
+        // update_index: files whose stat data is stale but content unchanged get their index
+        // entry refreshed, so the next status does not hash them again (what `git status` does).
         options
             .include_untracked(true)
             .recurse_untracked_dirs(true)
-            .show_untracked_content(true);
+            .show_untracked_content(true)
+            .update_index(true);
         let diff = self
             .repo
             .diff_tree_to_workdir_with_index(head.as_ref(), Some(&mut options))?;
