@@ -195,6 +195,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(remove_expired_sessions(state.store.clone()));
     tokio::spawn(discover_external_repositories(state.clone()));
     let app = crate::server::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    // Without TCP_NODELAY, Nagle's algorithm holds back the last part of multi-packet answers
+    // (a 1.3 MB state) until the client's delayed ACK: saves from the dashboard took ~25% longer.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

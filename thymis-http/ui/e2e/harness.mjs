@@ -11,14 +11,15 @@ import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const binary =
+// Read when a controller starts (not at import), so scripts can choose the binary first.
+const controllerBinary = () =>
 	process.env.THYMIS_CONTROLLER_BIN ?? resolve(here, '../../../target/debug/thymis-controller');
 export const resultsDir = resolve(here, '../e2e-results');
 
 /** Starts a controller; resolves with its URL, admin password and a stop function. */
 export async function startController() {
 	const dataDir = mkdtempSync(join(tmpdir(), 'thymis-e2e-'));
-	const child = spawn(binary, ['--data-dir', join(dataDir, 'data'), '--listen-port', '0'], {
+	const child = spawn(controllerBinary(), ['--data-dir', join(dataDir, 'data'), '--listen-port', '0'], {
 		env: { ...process.env, GIT_CONFIG_GLOBAL: '/dev/null', RUST_LOG: 'warn' },
 		stdio: ['ignore', 'pipe', 'pipe']
 	});
