@@ -10,6 +10,7 @@ use thymis::project::Project;
 use thymis::secrets::Vault;
 use thymis::settings::ControllerSettings;
 use thymis::store::Store;
+use thymis::task::TaskEngine;
 
 use crate::auth::{Caller, LoginLimiter};
 
@@ -34,6 +35,8 @@ pub struct AppState {
     pub forges: Arc<ForgeClient>,
     /// What each external repository turned out to be.
     pub repository_discovery: Arc<RepositoryDiscovery>,
+    /// Builds, flake updates, images.
+    pub tasks: TaskEngine,
 }
 
 impl AppState {

@@ -34,6 +34,11 @@ fn invalidated_paths(event: &Event) -> &'static [&'static str] {
         Event::SecretsChanged => &["/api/secrets"],
         Event::ApiTokensChanged => &["/api/tokens"],
         Event::ExternalRepositoriesChanged => &["/api/external-repositories/status"],
+        // flake.nix changes arrive with StateChanged; tasks have their own socket.
+        Event::FlakeChanged
+        | Event::TaskSubmitted(_)
+        | Event::TaskChanged(_)
+        | Event::TaskOutput(_) => &[],
     }
 }
 
@@ -80,6 +85,9 @@ async fn forward(socket: WebSocket, app: AppState, caller: Caller) {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => continue,
             },
+        }
+        if paths.is_empty() {
+            continue;
         }
         // Merge what else arrives shortly after.
         let deadline = tokio::time::sleep(DEBOUNCE);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use thymis::auth::Authenticator;
+use thymis::build::{NixBuilder, NixSettings};
 use thymis::events::{Event, EventBus};
 use thymis::external::discovery::RepositoryDiscovery;
 use thymis::external::forge::{ForgeApis, ForgeClient};
@@ -16,7 +17,8 @@ use thymis::repository::RenderOptions;
 use thymis::secrets::{SecretBox, Vault};
 use thymis::settings::ControllerSettings;
 use thymis::ssh::ControllerKey;
-use thymis::store::{parse_database_url, SqliteStore, Store};
+use thymis::store::{parse_database_url, SqliteStore, Store, TaskState};
+use thymis::task::{TaskEngine, TaskEngineConfig, TaskSubmission};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::app::AppState;
@@ -74,6 +76,40 @@ pub struct ServeArgs {
         default_value = "https://gitlab.com/api/v4"
     )]
     gitlab_api_url: String,
+    /// The `nix` program used for builds.
+    #[arg(long, env = "THYMIS_NIX_BINARY", default_value = "nix")]
+    nix_binary: PathBuf,
+    /// An extra Nix setting for every nix call, as NAME=VALUE (repeatable; `;`-separated in
+    /// the variable).
+    #[arg(long = "nix-option", env = "THYMIS_NIX_OPTIONS", value_delimiter = ';', value_parser = name_value)]
+    nix_options: Vec<(String, String)>,
+    /// Space-separated substituters used instead of Nix's own plus cache.thymis.io; empty
+    /// builds without any.
+    #[arg(long, env = "THYMIS_NIX_SUBSTITUTERS")]
+    nix_substituters: Option<String>,
+    /// Remote builders for Nix's distributed builds (Nix's `builders` syntax).
+    #[arg(long, env = "THYMIS_NIX_BUILDERS")]
+    nix_builders: Option<String>,
+    /// Replaces an input of the project flake in every nix call, as NAME=FLAKE-REF
+    /// (repeatable; `;`-separated in the variable), e.g. a local nixpkgs mirror.
+    #[arg(long = "nix-override-input", env = "THYMIS_NIX_OVERRIDE_INPUTS", value_delimiter = ';', value_parser = name_value)]
+    nix_override_inputs: Vec<(String, String)>,
+    /// Tasks running at once [default: the number of CPUs].
+    #[arg(long, env = "THYMIS_TASK_CONCURRENCY", value_parser = clap::value_parser!(u16).range(1..))]
+    task_concurrency: Option<u16>,
+    /// Minutes a built image is kept after it was built or last downloaded.
+    #[arg(long, env = "THYMIS_IMAGE_RETENTION_MINUTES", default_value_t = 60)]
+    image_retention_minutes: u64,
+}
+
+/// Parses `NAME=VALUE`.
+fn name_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_owned(), value.trim().to_owned()))
+        }
+        _ => Err(format!("`{text}` is not NAME=VALUE")),
+    }
 }
 
 impl ServeArgs {
@@ -101,6 +137,20 @@ impl ServeArgs {
         settings.agent_access_url = self.agent_access_url;
         settings.auth_basic = self.auth_basic;
         settings.auth_basic_username = self.auth_basic_username;
+        settings.nix = NixSettings {
+            binary: self.nix_binary,
+            options: self.nix_options,
+            substituters: self
+                .nix_substituters
+                .map(|list| list.split_whitespace().map(str::to_owned).collect()),
+            builders: self.nix_builders,
+            override_inputs: self.nix_override_inputs,
+        };
+        if let Some(concurrency) = self.task_concurrency {
+            settings.task_concurrency = usize::from(concurrency);
+        }
+        settings.image_retention =
+            std::time::Duration::from_secs(self.image_retention_minutes.saturating_mul(60));
         settings.forge_apis = ForgeApis {
             github: self.github_api_url.trim_end_matches('/').to_owned(),
             gitlab: self.gitlab_api_url.trim_end_matches('/').to_owned(),
@@ -165,14 +215,38 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )
     })
     .await??;
+    let project = Arc::new(project);
     let settings = Arc::new(settings);
     let auth = Arc::new(Authenticator::new(store.clone(), &settings));
     let vault = Arc::new(Vault::new(store.clone(), SecretBox::new(&key)?));
+    let jobs = thymis::task::jobs::ControllerJobs {
+        builder: Arc::new(NixBuilder::new(settings.nix.clone())),
+        project: project.clone(),
+        vault: vault.clone(),
+        store: store.clone(),
+        events: events.clone(),
+        images_dir: settings.images_dir(),
+        work_dir: settings.tasks_dir(),
+        controller_public_key: key.public_key_openssh(),
+    };
+    let tasks = TaskEngine::new(
+        store.clone(),
+        events.clone(),
+        Arc::new(jobs),
+        TaskEngineConfig {
+            concurrency: settings.task_concurrency,
+            ..TaskEngineConfig::default()
+        },
+    );
+    // Scratch files of tasks a restart interrupted (they may hold agent tokens).
+    let _ = std::fs::remove_dir_all(settings.tasks_dir());
+    tasks.start().await?;
     let state = AppState {
+        tasks,
         forges: Arc::new(ForgeClient::new(settings.forge_apis.clone())),
         repository_discovery: Arc::new(RepositoryDiscovery::new(events.clone())),
         settings: settings.clone(),
-        project: Arc::new(project),
+        project,
         store,
         auth,
         vault,
@@ -194,6 +268,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     tokio::spawn(remove_expired_sessions(state.store.clone()));
     tokio::spawn(discover_external_repositories(state.clone()));
+    tokio::spawn(lock_flake_when_changed(state.clone()));
+    tokio::spawn(remove_expired_images(settings.clone()));
     let app = crate::server::app(state).into_make_service_with_connect_info::<SocketAddr>();
     // Without TCP_NODELAY, Nagle's algorithm holds back the last part of multi-packet answers
     // (a 1.3 MB state) until the client's delayed ACK: saves from the dashboard took ~25% longer.
@@ -236,6 +312,57 @@ async fn discover_external_repositories(app: AppState) {
                 Ok(_) => continue,
                 Err(RecvError::Closed) => return,
             }
+        }
+    }
+}
+
+/// Writes `flake.lock` again (as a task) whenever `flake.nix` changed; one waiting lock task
+/// covers every change made before it starts.
+async fn lock_flake_when_changed(app: AppState) {
+    let mut events = app.events.subscribe();
+    let mut waiting: Option<uuid::Uuid> = None;
+    loop {
+        match events.recv().await {
+            Ok(Event::FlakeChanged) | Err(RecvError::Lagged(_)) => {}
+            Ok(_) => continue,
+            Err(RecvError::Closed) => return,
+        }
+        if let Some(id) = waiting {
+            if matches!(app.tasks.get(id).await, Ok(task) if task.state == TaskState::Pending) {
+                continue;
+            }
+        }
+        match app
+            .tasks
+            .submit(
+                TaskSubmission::ProjectFlakeLock {},
+                Some("controller".to_owned()),
+            )
+            .await
+        {
+            Ok(task) => waiting = Some(task.id),
+            Err(err) => tracing::warn!(error = %err, "cannot submit the flake lock task"),
+        }
+    }
+}
+
+/// Deletes images that were not built or downloaded within the retention period, at start and
+/// every five minutes.
+async fn remove_expired_images(settings: Arc<ControllerSettings>) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(300));
+    loop {
+        interval.tick().await;
+        let (dir, retention) = (settings.images_dir(), settings.image_retention);
+        match tokio::task::spawn_blocking(move || thymis::image::remove_expired(&dir, retention))
+            .await
+        {
+            Ok(Ok(removed)) => {
+                for path in removed {
+                    tracing::info!(path = %path.display(), "expired image removed");
+                }
+            }
+            Ok(Err(err)) => tracing::warn!(error = %err, "removing expired images failed"),
+            Err(err) => tracing::warn!(error = %err, "image cleanup task failed"),
         }
     }
 }

@@ -32,6 +32,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(api::controller_settings::routes())
         .merge(api::external_repositories::routes())
         .merge(api::timer_check::routes())
+        .merge(api::actions::routes())
+        .merge(api::tasks::routes())
         .merge(notifications::routes())
 }
 

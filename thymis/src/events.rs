@@ -2,6 +2,7 @@
 //! forwards to browsers (and later issues extend with tasks and devices).
 
 use tokio::sync::broadcast;
+use uuid::Uuid;
 
 /// Something that changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,14 @@ pub enum Event {
     ApiTokensChanged,
     /// The discovery status of an external repository changed.
     ExternalRepositoriesChanged,
+    /// `flake.nix` changed, so `flake.lock` must be written again.
+    FlakeChanged,
+    /// A task was submitted.
+    TaskSubmitted(Uuid),
+    /// A task's state or progress changed.
+    TaskChanged(Uuid),
+    /// A task has new output (or a new command).
+    TaskOutput(Uuid),
 }
 
 /// A broadcast bus; cloning gives another handle to the same bus.

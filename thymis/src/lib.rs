@@ -14,8 +14,10 @@
 
 pub mod auth;
 pub mod auto_update;
+pub mod build;
 pub mod events;
 pub mod external;
+pub mod image;
 pub mod module;
 pub mod nix;
 pub mod project;
@@ -25,3 +27,4 @@ pub mod settings;
 pub mod ssh;
 pub mod state;
 pub mod store;
+pub mod task;

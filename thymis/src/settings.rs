@@ -2,7 +2,9 @@
 //! fills it from flags and `THYMIS_*` variables; embedders build it directly.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use crate::build::NixSettings;
 use crate::external::forge::ForgeApis;
 
 /// Resolved controller configuration.
@@ -33,6 +35,12 @@ pub struct ControllerSettings {
     pub thymis_flake_url: String,
     /// Where the GitHub and GitLab APIs are (for the repository editor).
     pub forge_apis: ForgeApis,
+    /// How Nix is run.
+    pub nix: NixSettings,
+    /// Tasks running at once.
+    pub task_concurrency: usize,
+    /// How long a built image is kept after it was built or last downloaded.
+    pub image_retention: Duration,
 }
 
 impl ControllerSettings {
@@ -51,12 +59,20 @@ impl ControllerSettings {
             listen_port: 8000,
             thymis_flake_url: crate::nix::flake::DEFAULT_THYMIS_URL.to_owned(),
             forge_apis: ForgeApis::default(),
+            nix: NixSettings::default(),
+            task_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            image_retention: Duration::from_secs(3600),
         }
     }
 
     /// Where built images are kept.
     pub fn images_dir(&self) -> PathBuf {
         self.data_dir.join("images")
+    }
+
+    /// Where tasks keep temporary files (build results, boot files of images).
+    pub fn tasks_dir(&self) -> PathBuf {
+        self.data_dir.join("tasks")
     }
 
     /// Whether the controller is reached over https (decides `Secure` cookies).

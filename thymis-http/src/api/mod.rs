@@ -1,10 +1,12 @@
 //! The `/api` routes.
 
+pub mod actions;
 pub mod artifacts;
 pub mod controller_settings;
 pub mod external_repositories;
 pub mod secrets;
 pub mod state;
+pub mod tasks;
 pub mod timer_check;
 
 use axum::http::HeaderValue;

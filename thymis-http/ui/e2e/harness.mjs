@@ -3,8 +3,8 @@
 // playwright-core. A failing test leaves a screenshot in e2e-results/.
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { arch, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
@@ -15,11 +15,58 @@ const here = dirname(fileURLToPath(import.meta.url));
 const controllerBinary = () =>
 	process.env.THYMIS_CONTROLLER_BIN ?? resolve(here, '../../../target/debug/thymis-controller');
 export const resultsDir = resolve(here, '../e2e-results');
+/** The offline stand-ins for a project's `thymis` and `nixpkgs` flake inputs. */
+const nixStubSource = resolve(here, '../../../thymis/tests/fixtures/nix-stub');
 
-/** Starts a controller; resolves with its URL, admin password and a stop function. */
+/** The Nix system of this machine (`x86_64-linux`, `aarch64-linux`, …). */
+export function hostSystem() {
+	const machine = { x64: 'x86_64', arm64: 'aarch64' }[arch()] ?? arch();
+	return `${machine}-linux`;
+}
+
+/**
+ * Copies the stub flakes into `dir/nix-stub/` as `thymis/tests/common/nix_stub.rs` does:
+ * `nixpkgs/local-system.nix` names this machine's system (stub derivations build for it,
+ * whatever platform a config names), and every file and both flake folders get the same fixed
+ * mtime, because Nix records a `path:` input's newest mtime in `flake.lock`. Returns the copy's
+ * root (with `thymis/` and `nixpkgs/` in it).
+ */
+export function installNixStub(dir) {
+	const root = join(dir, 'nix-stub');
+	const fixed = new Date(1704067200 * 1000); // 2024-01-01
+	for (const flake of ['nixpkgs', 'thymis']) {
+		cpSync(join(nixStubSource, flake), join(root, flake), { recursive: true });
+	}
+	writeFileSync(join(root, 'nixpkgs', 'local-system.nix'), `"${hostSystem()}"\n`);
+	for (const flake of ['nixpkgs', 'thymis']) {
+		const flakeDir = join(root, flake);
+		for (const name of readdirSync(flakeDir)) utimesSync(join(flakeDir, name), fixed, fixed);
+		utimesSync(flakeDir, fixed, fixed);
+	}
+	return root;
+}
+
+/**
+ * Starts a controller; resolves with its URL, admin password and a stop function. Its nix runs
+ * offline (no substituters) with the project's `thymis` and `nixpkgs` inputs replaced by a copy
+ * of the stub flakes (`installNixStub`), so builds, images and updates really run.
+ */
 export async function startController() {
 	const dataDir = mkdtempSync(join(tmpdir(), 'thymis-e2e-'));
-	const child = spawn(controllerBinary(), ['--data-dir', join(dataDir, 'data'), '--listen-port', '0'], {
+	const stub = installNixStub(dataDir);
+	const args = [
+		'--data-dir',
+		join(dataDir, 'data'),
+		'--listen-port',
+		'0',
+		'--nix-substituters',
+		'',
+		'--nix-override-input',
+		`thymis=path:${join(stub, 'thymis')}`,
+		'--nix-override-input',
+		`nixpkgs=path:${join(stub, 'nixpkgs')}`
+	];
+	const child = spawn(controllerBinary(), args, {
 		env: { ...process.env, GIT_CONFIG_GLOBAL: '/dev/null', RUST_LOG: 'warn' },
 		stdio: ['ignore', 'pipe', 'pipe']
 	});

@@ -48,6 +48,22 @@ pub fn token_for_reference(
     Ok(String::from_utf8_lossy(&value).trim().to_owned())
 }
 
+/// The `NIX_CONFIG` line with the access tokens of every repository of `state` that has one,
+/// each bound to its repository's host; `None` when there are none. Nix needs it for every
+/// call that may fetch an input, builds included.
+pub fn nix_access_tokens(state: &State, vault: &Vault) -> Option<String> {
+    let entries: Vec<String> = state
+        .repositories
+        .values()
+        .filter_map(|repo| {
+            let reference: FlakeRef = repo.url.as_deref()?.parse().ok()?;
+            let token = token_of_repository(vault, repo)?;
+            crate::nix::prefetch::access_token_entry(&reference, &token)
+        })
+        .collect();
+    (!entries.is_empty()).then(|| format!("access-tokens = {}", entries.join(" ")))
+}
+
 /// The access token a repository is configured with, if any and readable.
 pub fn token_of_repository(vault: &Vault, repo: &Repo) -> Option<String> {
     let secret = Uuid::parse_str(repo.api_key_secret.as_deref()?).ok()?;

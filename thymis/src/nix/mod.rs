@@ -4,6 +4,7 @@
 mod expr;
 pub mod flake;
 pub mod flake_ref;
+pub mod log;
 pub mod prefetch;
 mod print;
 mod syntax;

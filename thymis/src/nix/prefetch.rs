@@ -24,10 +24,16 @@ pub fn is_remote(reference: &FlakeRef) -> bool {
     }
 }
 
-/// The `NIX_CONFIG` line giving Nix `token` for `reference`'s host (GitLab project tokens need
-/// the `PAT:` prefix), if the reference has a host and the token is a plain token: whitespace
-/// or control characters would let a token add other Nix settings.
+/// The `NIX_CONFIG` line giving Nix `token` for `reference`'s host (see
+/// [`access_token_entry`]).
 pub fn access_tokens_config(reference: &FlakeRef, token: &str) -> Option<String> {
+    access_token_entry(reference, token).map(|entry| format!("access-tokens = {entry}"))
+}
+
+/// The `host=token` entry of Nix's `access-tokens` setting for `reference`'s host (GitLab
+/// project tokens need the `PAT:` prefix), if the reference has a host and the token is a plain
+/// token: whitespace or control characters would let a token add other Nix settings.
+pub fn access_token_entry(reference: &FlakeRef, token: &str) -> Option<String> {
     if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
         return None;
     }
@@ -42,7 +48,7 @@ pub fn access_tokens_config(reference: &FlakeRef, token: &str) -> Option<String>
         FlakeRef::GitLab(_) if token.starts_with("glpat-") => format!("PAT:{token}"),
         _ => token.to_owned(),
     };
-    Some(format!("access-tokens = {host}={value}"))
+    Some(format!("{host}={value}"))
 }
 
 /// Fetches `url` into the Nix store (`nix flake prefetch --refresh`), as a connection test.

@@ -163,7 +163,7 @@ impl Project {
         }
         // Rendering reports what only modules find (e.g. Custom Nix syntax) and writes nothing
         // then.
-        repo.save_state(&state, registry).map_err(|err| match err {
+        let report = repo.save_state(&state, registry).map_err(|err| match err {
             RepositoryError::Render(RenderFailure::Modules(problems)) => {
                 ProjectError::Invalid(problems)
             }
@@ -172,7 +172,20 @@ impl Project {
         let snapshot = self.publish_snapshot(state);
         self.events.publish(Event::StateChanged);
         self.events.publish(Event::RepoStatusChanged);
+        if report.flake_changed {
+            self.events.publish(Event::FlakeChanged);
+        }
         Ok(snapshot)
+    }
+
+    /// The project's directory (the git repository).
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
+    /// The full hash of the newest commit, if there is one.
+    pub fn head_commit(&self) -> Result<Option<String>, RepositoryError> {
+        Ok(self.repo().history(1)?.into_iter().next().map(|c| c.sha))
     }
 
     /// Uncommitted changes with their diffs.

@@ -15,10 +15,16 @@ struct Migration {
 }
 
 /// All migrations in order; the position + 1 is the version each produces.
-const MIGRATIONS: &[Migration] = &[Migration {
-    name: "0001_initial.sql",
-    sql: include_str!("../../migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "0001_initial.sql",
+        sql: include_str!("../../migrations/0001_initial.sql"),
+    },
+    Migration {
+        name: "0002_task_processes.sql",
+        sql: include_str!("../../migrations/0002_task_processes.sql"),
+    },
+];
 
 /// The schema version this build creates and understands (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

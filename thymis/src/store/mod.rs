@@ -26,6 +26,7 @@
 mod migrations;
 mod records;
 mod sqlite;
+mod task_records;
 mod token;
 mod url;
 
@@ -38,7 +39,11 @@ pub use records::{
     SessionRecord,
 };
 pub use sqlite::SqliteStore;
-pub use token::{hash_token, new_token};
+pub use task_records::{
+    AgentTokenRecord, NewOutput, NewTask, OutputChunk, OutputStream, TaskFilter, TaskProcessRecord,
+    TaskRecord, TaskState, TaskUpdate, UnknownTaskState,
+};
+pub use token::{hash_token, new_agent_token, new_token};
 pub use url::parse_database_url;
 
 /// Errors of the store. The variants are chosen so the HTTP layer can map them to a status:
@@ -180,6 +185,59 @@ pub trait Store: Send + Sync {
 
     /// Stores `value` under `key`, replacing any previous value.
     fn set_setting(&self, key: &str, value: &serde_json::Value) -> Result<(), StoreError>;
+
+    // --- tasks ---
+
+    /// Stores a new `pending` task and returns it with a fresh id.
+    fn insert_task(&self, task: &NewTask) -> Result<TaskRecord, StoreError>;
+
+    /// Gets a task.
+    fn get_task(&self, id: Uuid) -> Result<Option<TaskRecord>, StoreError>;
+
+    /// Tasks matching `filter`, newest submission first, from `offset`, at most `limit`; and
+    /// how many match in all.
+    fn list_tasks(
+        &self,
+        filter: &TaskFilter,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(Vec<TaskRecord>, u64), StoreError>;
+
+    /// Changes a task and returns it; [`StoreError::NotFound`] if it does not exist.
+    fn update_task(&self, id: Uuid, update: &TaskUpdate) -> Result<TaskRecord, StoreError>;
+
+    /// Records a command a task starts (or replaces the record of the same index).
+    fn put_task_process(
+        &self,
+        task_id: Uuid,
+        process: &TaskProcessRecord,
+    ) -> Result<(), StoreError>;
+
+    /// The commands a task ran, in order.
+    fn list_task_processes(&self, task_id: Uuid) -> Result<Vec<TaskProcessRecord>, StoreError>;
+
+    /// Appends output to a task. When the task's output would exceed `max_bytes`, the oldest
+    /// chunks are dropped (and counted in `output_dropped_bytes`) so the newest output, where
+    /// errors are, is kept. Returns the sequence number of the last chunk written.
+    fn append_task_output(
+        &self,
+        task_id: Uuid,
+        output: &[NewOutput],
+        max_bytes: u64,
+    ) -> Result<i64, StoreError>;
+
+    /// A task's output chunks after sequence number `after_seq`, in order.
+    fn task_output(&self, task_id: Uuid, after_seq: i64) -> Result<Vec<OutputChunk>, StoreError>;
+
+    // --- agent tokens ---
+
+    /// Stores an agent token (by its hash) made for an image of `config_id` at `commit`.
+    fn create_agent_token(
+        &self,
+        token_hash: &str,
+        config_id: &str,
+        commit: &str,
+    ) -> Result<AgentTokenRecord, StoreError>;
 }
 
 /// The current time, truncated to the microsecond precision the store keeps, so a record

@@ -23,10 +23,13 @@ use rusqlite::{
 };
 use uuid::Uuid;
 
+mod tasks;
+
 use super::token::constant_time_eq;
 use super::{
-    migrations, now, truncate, ApiTokenRecord, AuditEntry, NewSecret, NewSession, SecretRecord,
-    SecretUpdate, SessionRecord, Store, StoreError,
+    migrations, now, truncate, AgentTokenRecord, ApiTokenRecord, AuditEntry, NewOutput, NewSecret,
+    NewSession, NewTask, OutputChunk, SecretRecord, SecretUpdate, SessionRecord, Store, StoreError,
+    TaskFilter, TaskProcessRecord, TaskRecord, TaskUpdate,
 };
 
 /// How long a connection waits for a lock held by another process before giving up.
@@ -772,6 +775,61 @@ impl Store for SqliteStore {
             )?;
             Ok(())
         })
+    }
+
+    fn insert_task(&self, task: &NewTask) -> Result<TaskRecord, StoreError> {
+        self.write(|tx| tasks::insert(tx, task))
+    }
+
+    fn get_task(&self, id: Uuid) -> Result<Option<TaskRecord>, StoreError> {
+        self.read(|conn| tasks::get(conn, id))
+    }
+
+    fn list_tasks(
+        &self,
+        filter: &TaskFilter,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(Vec<TaskRecord>, u64), StoreError> {
+        self.read(|conn| tasks::list(conn, filter, limit, offset))
+    }
+
+    fn update_task(&self, id: Uuid, update: &TaskUpdate) -> Result<TaskRecord, StoreError> {
+        self.write(|tx| tasks::update(tx, id, update))
+    }
+
+    fn put_task_process(
+        &self,
+        task_id: Uuid,
+        process: &TaskProcessRecord,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| tasks::put_process(tx, task_id, process))
+    }
+
+    fn list_task_processes(&self, task_id: Uuid) -> Result<Vec<TaskProcessRecord>, StoreError> {
+        self.read(|conn| tasks::list_processes(conn, task_id))
+    }
+
+    fn append_task_output(
+        &self,
+        task_id: Uuid,
+        output: &[NewOutput],
+        max_bytes: u64,
+    ) -> Result<i64, StoreError> {
+        self.write(|tx| tasks::append_output(tx, task_id, output, max_bytes))
+    }
+
+    fn task_output(&self, task_id: Uuid, after_seq: i64) -> Result<Vec<OutputChunk>, StoreError> {
+        self.read(|conn| tasks::output(conn, task_id, after_seq))
+    }
+
+    fn create_agent_token(
+        &self,
+        token_hash: &str,
+        config_id: &str,
+        commit: &str,
+    ) -> Result<AgentTokenRecord, StoreError> {
+        self.write(|tx| tasks::create_agent_token(tx, token_hash, config_id, commit))
     }
 }
 

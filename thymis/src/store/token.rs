@@ -20,6 +20,19 @@ pub fn new_token() -> String {
     hex::encode(bytes)
 }
 
+/// A new agent token for an image: `thymis-` and 64 random bytes as hex, the form upstream
+/// agents read from `thymis-token.txt` (agent-protocol.md §2.2).
+///
+/// # Panics
+/// If the operating system cannot provide randomness (see [`new_token`]).
+pub fn new_agent_token() -> String {
+    let mut bytes = [0u8; 64];
+    if let Err(err) = getrandom::fill(&mut bytes) {
+        panic!("the operating system's random source failed ({err}); refusing to issue a token");
+    }
+    format!("thymis-{}", hex::encode(bytes))
+}
+
 /// The form in which a token is stored and looked up: SHA-256 of its UTF-8 bytes as lowercase
 /// hex. A fast hash suffices because tokens carry 256 random bits; nothing is gained by
 /// stretching, unlike with passwords.

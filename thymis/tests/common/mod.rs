@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod nix_stub;
+
 /// Asserts that Nix itself (Debian's `nix-instantiate`) parses the file.
 pub fn assert_nix_parses(path: &Path) {
     let output = Command::new("nix-instantiate")

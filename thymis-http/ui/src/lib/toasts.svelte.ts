@@ -2,15 +2,23 @@
 
 import { ApiError } from './api';
 
-export type Toast = { id: number; kind: 'error' | 'success' | 'info'; text: string };
+/** A link shown in a toast (e.g. to the task something started). */
+export type ToastLink = { href: string; label: string };
+
+export type Toast = { id: number; kind: 'error' | 'success' | 'info'; text: string; link?: ToastLink };
 
 class Toasts {
 	list = $state<Toast[]>([]);
 	#next = 1;
 
-	show(kind: Toast['kind'], text: string, timeout = kind === 'error' ? 0 : 4000) {
+	show(
+		kind: Toast['kind'],
+		text: string,
+		timeout = kind === 'error' ? 0 : 4000,
+		link?: ToastLink
+	) {
 		const id = this.#next++;
-		this.list.push({ id, kind, text });
+		this.list.push({ id, kind, text, link });
 		if (timeout) setTimeout(() => this.dismiss(id), timeout);
 	}
 

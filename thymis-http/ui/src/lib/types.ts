@@ -123,3 +123,69 @@ export type User = {
 
 /** A config or a tag: what the module editor edits. */
 export type TargetKind = 'config' | 'tag';
+
+// Tasks (`/api/tasks`, `WS /api/task_status`).
+
+export type TaskState = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
+
+/** Nix's build counters: derivations done, expected (known so far), running, failed. */
+export type NixStatus = { done: number; expected: number; running: number; failed: number };
+
+export type NixProgress = NixStatus & {
+	phase: string | null;
+	/** Counters per kind of activity (builds, copies, downloads, …). */
+	activities: Record<string, NixStatus>;
+	download: { done_bytes: number; expected_bytes: number };
+	running_builds: string[];
+	errors: number;
+	malformed_lines: number;
+};
+
+/** A message Nix logged (level 0 error, 1 warning, 2 notice, 3 info, …). */
+export type NixError = {
+	level: number;
+	msg: string;
+	raw_msg: string;
+	file: string | null;
+	line: number | null;
+	column: number | null;
+	trace: string[];
+};
+
+/** What the task was asked to do; `type` names the task type. */
+export type TaskSubmission = { type?: string; [field: string]: unknown };
+
+export type TaskShort = {
+	id: string;
+	task_type: string;
+	state: TaskState;
+	submitted_time: string;
+	start_time: string | null;
+	end_time: string | null;
+	exception: string | null;
+	task_submission_data: TaskSubmission | null;
+	nix_status: NixStatus | null;
+	progress: NixProgress | null;
+	parent_task_id: string | null;
+	submitted_by: string | null;
+};
+
+export type TaskProcess = {
+	process_index: number;
+	process_program: string;
+	process_args: string[];
+	started_at: string | null;
+	ended_at: string | null;
+	exit_code: number | null;
+	process_stdout: string;
+	process_stderr: string;
+	nix_status: NixStatus | null;
+	progress: NixProgress | null;
+	nix_errors: NixError[];
+};
+
+export type Task = TaskShort & {
+	children: string[];
+	processes: TaskProcess[];
+	output_truncated_bytes: number;
+};
