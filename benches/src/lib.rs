@@ -1,4 +1,6 @@
-//! Generators of realistic projects for the benchmarks.
+//! Generators of realistic projects for the benchmarks, and the controller they load.
+
+pub mod controller;
 
 use serde_json::json;
 use thymis::state::{Config, ModuleSettings, State, Tag, DEVICE_MODULE_TYPE};

@@ -7,111 +7,25 @@
 //! cargo run --release -p thymis-benches --bin controller_load [-- <configs> <seconds>]
 //! ```
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-
-struct Controller {
-    child: Child,
-    url: String,
-    password: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn controller_binary() -> PathBuf {
-    std::env::var_os("THYMIS_CONTROLLER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/thymis-controller")
-        })
-}
-
-fn start() -> Controller {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let mut child = Command::new(controller_binary())
-        .args(["--listen-port", "0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .env("RUST_LOG", "warn")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("build the controller first: cargo build --release -p thymis-http");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut url = String::new();
-    let mut password = String::new();
-    while url.is_empty() || password.is_empty() {
-        let line = lines.next().expect("controller output").expect("utf-8");
-        if let Some(rest) = line.strip_prefix("Thymis controller listening on ") {
-            url = format!("http://{}", rest.split(';').next().unwrap_or_default());
-        } else if let Some(rest) = line.split("with password ").nth(1) {
-            password = rest.split(' ').next().unwrap_or_default().to_owned();
-        }
-    }
-    Controller {
-        child,
-        url,
-        password,
-        _dir: dir,
-    }
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
-}
+use thymis_benches::controller::{percentile, rss_mib, start};
 
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let configs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1_000);
     let seconds: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10);
-    let controller = start();
+    let controller = start(&[]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!(
         "idle RSS after start: {:.1} MiB",
         rss_mib(controller.child.id())
     );
 
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(64)
-        .build()
-        .expect("client");
-    client
-        .post(format!("{}/auth/login/basic", controller.url))
-        .form(&[
-            ("username", "admin"),
-            ("password", controller.password.as_str()),
-        ])
-        .send()
-        .await
-        .expect("login");
+    let client = controller.login().await;
     let state = thymis_benches::fleet(configs);
     let started = Instant::now();
     let response = client

@@ -55,6 +55,33 @@ try {
 	await page.getByRole('button', { name: 'Show changes' }).first().click();
 	await page.getByText('"displayName": "Entrance",').first().waitFor();
 	await page.screenshot({ path: join(out, 'history-diff.png') });
+
+	// A completed image build's page (its nix build) and the task bar expanded under the
+	// overview, with a project build next to the image build.
+	const post = async (path) => (await page.request.post(path, { headers: { origin: controller.url } })).json();
+	const finished = async (id) => {
+		for (;;) {
+			const task = await (await page.request.get(`/api/tasks/${id}`)).json();
+			if (!['pending', 'running'].includes(task.state)) return task;
+			await new Promise((resolve) => setTimeout(resolve, 200));
+		}
+	};
+	const image = await post('/api/action/build-download-image?identifier=entrance');
+	await finished(image.task_id);
+	await finished((await post('/api/action/build')).task_id);
+	await page.goto(`/tasks/${image.task_id}`);
+	await page.getByRole('heading', { name: 'Build Image for Entrance' }).waitFor();
+	await page.getByRole('tab').first().click();
+	await page.getByTestId('command-line').waitFor();
+	await page.setViewportSize({ width: 1280, height: 1280 });
+	await page.screenshot({ path: join(out, 'task-image.png') });
+	await page.setViewportSize({ width: 1280, height: 760 });
+	await page.evaluate(() => localStorage.setItem('thymis-taskbar', JSON.stringify({ collapsed: false, height: 220 })));
+	await page.goto('/overview');
+	await page.getByTestId('taskbar-row').nth(1).waitFor();
+	await page.screenshot({ path: join(out, 'taskbar.png') });
+	await page.evaluate(() => localStorage.setItem('thymis-taskbar', JSON.stringify({ collapsed: true, height: 220 })));
+
 	await page.evaluate(() => localStorage.setItem('theme', 'dark'));
 	await page.goto('/configs/entrance/configure?module=1');
 	await page.getByText('WiFi SSID').first().waitFor();
