@@ -21,6 +21,10 @@ use serde::{Deserialize, Serialize};
 /// as malformed, a cut plain line is shown cut. This bounds memory on a runaway stream.
 pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 
+/// Error-infos kept by [`NixLogParser::errors`]; later ones are only counted (a runaway
+/// stream must not grow memory without bound).
+pub const MAX_ERRORS_KEPT: usize = 1000;
+
 /// Messages up to this verbosity (error, warn, notice, info) are shown to the user.
 const SHOWN_LEVEL: u64 = 3;
 
@@ -606,13 +610,20 @@ impl NixLogParser {
         let mut per_type: BTreeMap<ActivityType, (ActivityCounts, u64)> = BTreeMap::new();
         for (ty, fin) in &self.finished {
             let (counts, _) = per_type.entry(*ty).or_default();
-            counts.done += fin.done;
-            counts.failed += fin.failed;
-            counts.expected += fin.done + fin.failed;
+            counts.done = fin.done;
+            counts.failed = fin.failed;
+            counts.expected = fin.done.saturating_add(fin.failed);
         }
         let mut phase: Option<&(u64, String)> = None;
         let mut builds: Vec<(u64, &str)> = Vec::new();
-        let copies_running = self.copies_running();
+        let copies_running = if self
+            .activities()
+            .any(|act| act.copy_hint.is_some() && !act.reported)
+        {
+            self.copies_running()
+        } else {
+            0
+        };
         for act in self.activities() {
             let (done, expected, running, failed) =
                 act.counts(self.copies_finished, copies_running);
@@ -676,7 +687,8 @@ impl NixLogParser {
         progress
     }
 
-    /// Error-infos seen so far (msg lines with raw_msg), in order.
+    /// Error-infos seen so far (msg lines with raw_msg), in order: errors and warnings (see
+    /// [`NixErrorInfo::level`]); the first [`MAX_ERRORS_KEPT`] of them.
     pub fn errors(&self) -> &[NixErrorInfo] {
         &self.errors
     }
@@ -764,7 +776,9 @@ impl NixLogParser {
             } else {
                 self.warning_count += 1;
             }
-            self.errors.push(info);
+            if self.errors.len() < MAX_ERRORS_KEPT {
+                self.errors.push(info);
+            }
             self.changed = true;
         }
         true
