@@ -169,6 +169,23 @@ async fn a_failing_build_reports_nix_errors_and_cancellation_stops_nix() {
     );
     assert!(error.line.is_some() && error.column.is_some(), "{error:?}");
 
+    // A `throw` names its position too (Nix 2.8 gives it only with --show-trace).
+    let f = fixture("thymis.config.motd = throw \"no motd here\";");
+    let err = f
+        .builder
+        .build_project(&run, &f.project, &f.dir.path().join("r"))
+        .await
+        .unwrap_err();
+    let BuildError::Failed { reason, errors } = err else {
+        panic!("not a build failure: {err:?}");
+    };
+    assert!(reason.contains("no motd here"), "{reason}");
+    assert!(
+        errors[0].file.as_deref().unwrap().contains("/hosts/pi/"),
+        "{:?}",
+        errors[0]
+    );
+
     let slow = fixture(&format!(
         "thymis.stub.buildSeconds = 60; {}",
         unique_nonce_definition()

@@ -75,13 +75,12 @@ fn synthesise(min_lines: usize) -> (Vec<u8>, usize) {
     while lines < min_lines {
         for (name, data) in FIXTURES {
             for line in data.split_inclusive(|b| *b == b'\n') {
-                let repeat = if *name == "build-ok.log"
-                    && line.windows(11).any(|w| w == b"\"type\":101}")
-                {
-                    LOG_LINE_REPEAT
-                } else {
-                    1
-                };
+                let repeat =
+                    if *name == "build-ok.log" && line.windows(11).any(|w| w == b"\"type\":101}") {
+                        LOG_LINE_REPEAT
+                    } else {
+                        1
+                    };
                 for _ in 0..repeat {
                     shift_ids(line, round * 1_000_000, &mut out);
                     lines += 1;

@@ -69,6 +69,8 @@ impl NixBuilder {
             "nix-command flakes",
         );
         args.extend(["--log-format".to_owned(), "internal-json".to_owned()]);
+        // Without it, Nix 2.8 reports a `throw` or failed `assert` without its position.
+        args.push("--show-trace".to_owned());
         match &self.settings.substituters {
             Some(list) => option(&mut args, "substituters", &list.join(" ")),
             None => {

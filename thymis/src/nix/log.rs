@@ -1098,7 +1098,8 @@ mod tests {
         assert_eq!(strip_ansi("\x1b[31;1merror:\x1b[0m x"), "error: x");
         assert_eq!(strip_ansi("a\x1b]8;;http://x\x07b\x1b]8;;\x1b\\c"), "abc");
         assert_eq!(strip_ansi("trailing \x1b"), "trailing ");
-        assert_eq!(strip_ansi("\x1b[unterminated"), "");
+        assert_eq!(strip_ansi("cut \x1b[1;3"), "cut ");
+        assert_eq!(strip_ansi("\x1b[1mbold\x1b[0m"), "bold");
     }
 
     #[test]
