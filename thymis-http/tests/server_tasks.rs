@@ -398,6 +398,35 @@ async fn a_failing_build_shows_the_nix_error_with_file_and_line() {
     );
 }
 
+/// Submits a two-minute build of a config named `marker` and waits until its builder runs.
+async fn start_long_build(
+    controller: &Controller,
+    client: &reqwest::Client,
+    marker: &str,
+) -> String {
+    let slow = format!(
+        "thymis.stub.buildSeconds = 120; {}",
+        nix_stub::unique_nonce_definition()
+    );
+    put_state(
+        controller,
+        client,
+        vec![config(marker, "generic-x86_64", vec![custom_nix(&slow)])],
+    )
+    .await;
+    let id = post_action(controller, client, "/api/action/build").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while processes_mentioning(&format!("nixos-system-{marker}")).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the build never started: {:#}",
+            task(controller, client, &id).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    id
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_build_leaves_no_nix_process_behind() {
     let dir = tempfile::tempdir().unwrap();
@@ -405,30 +434,7 @@ async fn cancelling_a_build_leaves_no_nix_process_behind() {
     let controller = start(dir.path(), &stub, &[]);
     let client = controller.login().await;
     let marker = format!("cancel-me-{}", std::process::id());
-    put_state(
-        &controller,
-        &client,
-        vec![config(
-            &marker,
-            "generic-x86_64",
-            vec![custom_nix(&format!(
-                "thymis.stub.buildSeconds = 120; {}",
-                nix_stub::unique_nonce_definition()
-            ))],
-        )],
-    )
-    .await;
-    let id = post_action(&controller, &client, "/api/action/build").await;
-    // Wait until the builder itself runs.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while processes_mentioning(&format!("nixos-system-{marker}")).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the build never started: {:#}",
-            task(&controller, &client, &id).await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let id = start_long_build(&controller, &client, &marker).await;
     let response = client
         .post(controller.url(&format!("/api/tasks/{id}/cancel")))
         .send()
@@ -455,35 +461,8 @@ async fn a_controller_killed_mid_task_marks_it_interrupted_on_restart() {
     let id = {
         let controller = start(dir.path(), &stub, &[]);
         let client = controller.login().await;
-        put_state(
-            &controller,
-            &client,
-            vec![config(
-                &marker,
-                "generic-x86_64",
-                vec![custom_nix(&format!(
-                    "thymis.stub.buildSeconds = 120; {}",
-                    nix_stub::unique_nonce_definition()
-                ))],
-            )],
-        )
-        .await;
-        let id = post_action(&controller, &client, "/api/action/build").await;
-        wait_for(
-            &controller,
-            &client,
-            &id,
-            |t| t["state"] == "running",
-            Duration::from_secs(30),
-        )
-        .await;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while processes_mentioning(&format!("nixos-system-{marker}")).is_empty() {
-            assert!(Instant::now() < deadline, "the build never started");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        id
-        // Dropping the controller kills it (SIGKILL).
+        // Leaving this block drops the controller, which kills it (SIGKILL).
+        start_long_build(&controller, &client, &marker).await
     };
     // Its nix is told to stop when the controller dies.
     wait_until_gone(&format!("nixos-system-{marker}")).await;

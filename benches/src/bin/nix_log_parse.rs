@@ -14,34 +14,23 @@ use thymis::nix::log::NixLogParser;
 
 const CHUNK: usize = 64 * 1024;
 
-macro_rules! fixtures {
-    ($($name:literal),* $(,)?) => {
-        &[$(($name, include_bytes!(concat!("../../../thymis/tests/fixtures/nix-log/", $name)))),*]
-    };
+/// Every captured log (`*.log`) of the fixture directory, sorted by name.
+fn fixtures() -> Vec<(String, Vec<u8>)> {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../thymis/tests/fixtures/nix-log");
+    let mut found: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let name = path.file_name()?.to_str()?.to_owned();
+            name.ends_with(".log")
+                .then(|| std::fs::read(&path).ok().map(|data| (name, data)))
+                .flatten()
+        })
+        .collect();
+    found.sort();
+    found
 }
-
-const FIXTURES: &[(&str, &[u8])] = fixtures![
-    "build-fail.log",
-    "build-git-dirty.log",
-    "build-invalid-utf8.log",
-    "build-ok-verbose.log",
-    "build-ok.log",
-    "build-ten.log",
-    "build-unrecognised-flag.log",
-    "copy-ssh-refused.log",
-    "copy-to-cache.log",
-    "eval-syntax-error.log",
-    "eval-throw-show-trace.log",
-    "eval-throw.log",
-    "eval-undefined-variable-show-trace.log",
-    "eval-undefined-variable.log",
-    "flake-lock-create.log",
-    "flake-lock-missing-input.log",
-    "flake-lock-path-input.log",
-    "flake-lock-update-input.log",
-    "flake-update.log",
-    "substitute.log",
-];
 
 /// Each builder output line of `build-ok.log` is repeated this often.
 const LOG_LINE_REPEAT: usize = 24;
@@ -72,8 +61,9 @@ fn synthesise(min_lines: usize) -> (Vec<u8>, usize) {
     let mut out = Vec::new();
     let mut lines = 0;
     let mut round: u64 = 0;
+    let fixtures = fixtures();
     while lines < min_lines {
-        for (name, data) in FIXTURES {
+        for (name, data) in &fixtures {
             for line in data.split_inclusive(|b| *b == b'\n') {
                 let repeat =
                     if *name == "build-ok.log" && line.windows(11).any(|w| w == b"\"type\":101}") {
