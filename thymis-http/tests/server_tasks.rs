@@ -443,6 +443,11 @@ async fn cancelling_a_build_leaves_no_nix_process_behind() {
     assert_eq!(response.status(), 200);
     let done = finished(&controller, &client, &id).await;
     assert_eq!(done["state"], "cancelled", "{done:#}");
+    assert_eq!(
+        done["processes"][0]["nix_errors"],
+        json!([]),
+        "being stopped is not a Nix error"
+    );
     wait_until_gone(&format!("nixos-system-{marker}")).await;
     wait_until_gone(&controller.repo().display().to_string()).await;
     let again = client

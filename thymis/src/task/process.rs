@@ -395,6 +395,12 @@ pub(crate) async fn run_command(
     if let Some(parser) = &parser {
         outcome.progress = Some(parser.progress());
         outcome.errors = parser.errors().to_vec();
+        if outcome.cancelled {
+            // Nix reports our own SIGTERM as an error; it is the cancellation, not a problem.
+            outcome
+                .errors
+                .retain(|e| !e.msg.contains("interrupted by the user"));
+        }
     }
     outcome.log_tail = tail.into_iter().collect();
     if let Some(recorder) = recorder {
