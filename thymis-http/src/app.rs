@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use thymis::agent::AgentHub;
 use thymis::auth::Authenticator;
 use thymis::events::EventBus;
 use thymis::external::discovery::RepositoryDiscovery;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub repository_discovery: Arc<RepositoryDiscovery>,
     /// Builds, flake updates, images.
     pub tasks: TaskEngine,
+    /// The connected device agents.
+    pub agents: AgentHub,
 }
 
 impl AppState {

@@ -34,6 +34,20 @@ fn invalidated_paths(event: &Event) -> &'static [&'static str] {
         Event::SecretsChanged => &["/api/secrets"],
         Event::ApiTokensChanged => &["/api/tokens"],
         Event::ExternalRepositoriesChanged => &["/api/external-repositories/status"],
+        // Paths are prefixes: `/api/deployment_info` covers every device's own routes.
+        Event::DeviceConnected(_)
+        | Event::DeviceDisconnected(_)
+        | Event::DeviceChanged(_)
+        | Event::DeviceDeleted(_) => &[
+            "/api/all_deployment_infos",
+            "/api/deployment_infos_by_config_id",
+            "/api/deployment_info",
+            "/api/hardware_device",
+            "/api/fleet",
+        ],
+        Event::DeviceMetrics(_) => &["/api/deployment_info", "/api/fleet"],
+        Event::DeviceLogs(_) => &["/api/logs", "/api/deployment_info"],
+        Event::AgentTokensChanged => &["/api/agent_tokens"],
         // flake.nix changes arrive with StateChanged; tasks have their own socket.
         Event::FlakeChanged
         | Event::TaskSubmitted(_)

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use thymis::agent::AgentHub;
 use thymis::auth::Authenticator;
 use thymis::build::{NixBuilder, NixSettings};
 use thymis::events::{Event, EventBus};
@@ -243,6 +244,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tasks.start().await?;
     let state = AppState {
         tasks,
+        agents: AgentHub::new(),
         forges: Arc::new(ForgeClient::new(settings.forge_apis.clone())),
         repository_discovery: Arc::new(RepositoryDiscovery::new(events.clone())),
         settings: settings.clone(),

@@ -27,6 +27,20 @@ pub enum Event {
     TaskChanged(Uuid),
     /// A task has new output (or a new command).
     TaskOutput(Uuid),
+    /// A device's agent was admitted; it is online.
+    DeviceConnected(Uuid),
+    /// A device's agent connection ended; it is offline.
+    DeviceDisconnected(Uuid),
+    /// A device's record changed (created, renamed, archived, interfaces, config, …).
+    DeviceChanged(Uuid),
+    /// A device was deleted.
+    DeviceDeleted(Uuid),
+    /// A device sent a metrics sample.
+    DeviceMetrics(Uuid),
+    /// A device sent log lines.
+    DeviceLogs(Uuid),
+    /// Agent tokens were created or revoked.
+    AgentTokensChanged,
 }
 
 /// A broadcast bus; cloning gives another handle to the same bus.

@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod auth;
 pub mod auto_update;
 pub mod build;
