@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use thymis::agent::AgentHub;
 use thymis::auth::Authenticator;
+use thymis::devices::DeviceRegistry;
 use thymis::events::EventBus;
 use thymis::external::discovery::RepositoryDiscovery;
 use thymis::external::forge::ForgeClient;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub tasks: TaskEngine,
     /// The connected device agents.
     pub agents: AgentHub,
+    /// Devices, their reports, agent tokens.
+    pub devices: Arc<DeviceRegistry>,
 }
 
 impl AppState {

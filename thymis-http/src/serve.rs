@@ -9,6 +9,7 @@ use anyhow::Context;
 use thymis::agent::AgentHub;
 use thymis::auth::Authenticator;
 use thymis::build::{NixBuilder, NixSettings};
+use thymis::devices::DeviceRegistry;
 use thymis::events::{Event, EventBus};
 use thymis::external::discovery::RepositoryDiscovery;
 use thymis::external::forge::{ForgeApis, ForgeClient};
@@ -239,12 +240,22 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..TaskEngineConfig::default()
         },
     );
+    let devices = Arc::new(DeviceRegistry::new(
+        store.clone(),
+        events.clone(),
+        project.clone(),
+        vault.clone(),
+    ));
+    // No agent is connected yet: rows still open were left by the previous run.
+    let registry = devices.clone();
+    tokio::task::spawn_blocking(move || registry.close_open_connections()).await??;
     // Scratch files of tasks a restart interrupted (they may hold agent tokens).
     let _ = std::fs::remove_dir_all(settings.tasks_dir());
     tasks.start().await?;
     let state = AppState {
         tasks,
         agents: AgentHub::new(),
+        devices: devices.clone(),
         forges: Arc::new(ForgeClient::new(settings.forge_apis.clone())),
         repository_discovery: Arc::new(RepositoryDiscovery::new(events.clone())),
         settings: settings.clone(),
@@ -272,6 +283,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(discover_external_repositories(state.clone()));
     tokio::spawn(lock_flake_when_changed(state.clone()));
     tokio::spawn(remove_expired_images(settings.clone()));
+    tokio::spawn(flush_keep_alives(devices.clone()));
+    tokio::spawn(prune_device_data(devices.clone()));
     let app = crate::server::app(state).into_make_service_with_connect_info::<SocketAddr>();
     // Without TCP_NODELAY, Nagle's algorithm holds back the last part of multi-packet answers
     // (a 1.3 MB state) until the client's delayed ACK: saves from the dashboard took ~25% longer.
@@ -283,7 +296,49 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    // Last keep-alives, and the connections end with the controller.
+    tokio::task::spawn_blocking(move || {
+        devices.flush_last_seen()?;
+        devices.close_open_connections()
+    })
+    .await??;
     Ok(())
+}
+
+/// Writes the devices' keep-alives to the database every five seconds, in one transaction.
+async fn flush_keep_alives(devices: Arc<DeviceRegistry>) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(5));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let devices = devices.clone();
+        match tokio::task::spawn_blocking(move || devices.flush_last_seen()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "writing keep-alives failed"),
+            Err(err) => tracing::warn!(error = %err, "keep-alive flush task failed"),
+        }
+    }
+}
+
+/// Deletes expired metrics and device logs at start and every hour.
+async fn prune_device_data(devices: Arc<DeviceRegistry>) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        interval.tick().await;
+        let devices = devices.clone();
+        match tokio::task::spawn_blocking(move || devices.prune(chrono::Utc::now())).await {
+            Ok(Ok(counts)) if counts.metrics + counts.logs > 0 => {
+                tracing::info!(
+                    metrics = counts.metrics,
+                    logs = counts.logs,
+                    "expired device data removed"
+                )
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "removing expired device data failed"),
+            Err(err) => tracing::warn!(error = %err, "device data cleanup task failed"),
+        }
+    }
 }
 
 /// Inspects the state's external repositories at start and again whenever their URLs or tokens

@@ -7,6 +7,7 @@
 //! - [`repository`]: the project on disk, in git.
 //! - [`project`]: the live project of a controller (state snapshots with revisions).
 //! - [`external`]: external repositories (discovery, GitHub/GitLab APIs, their tokens).
+//! - [`devices`]: the device registry (admission, reports, fleet views, agent tokens).
 //! - [`settings`], [`events`]: controller configuration and the event bus.
 //! - [`ssh`], [`secrets`]: the controller key pair; age encryption of secrets at rest and in delivery.
 
@@ -16,6 +17,7 @@ pub mod agent;
 pub mod auth;
 pub mod auto_update;
 pub mod build;
+pub mod devices;
 pub mod events;
 pub mod external;
 pub mod image;

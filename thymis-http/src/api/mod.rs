@@ -1,15 +1,32 @@
 //! The `/api` routes.
 
 pub mod actions;
+pub mod agent_tokens;
 pub mod artifacts;
 pub mod controller_settings;
+pub mod devices;
 pub mod external_repositories;
+pub mod fleet;
+pub mod logs;
+pub mod params;
 pub mod secrets;
 pub mod state;
 pub mod tasks;
 pub mod timer_check;
 
 use axum::http::HeaderValue;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::AppState;
+
+/// The routes of the device registry: devices, fleet views, device logs and agent tokens.
+pub fn device_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(devices::routes())
+        .merge(fleet::routes())
+        .merge(logs::routes())
+        .merge(agent_tokens::routes())
+}
 
 /// A `Content-Disposition: attachment` header naming `filename`: an ASCII fallback plus the
 /// exact name in RFC 5987 form, so browsers keep non-ASCII names.

@@ -24,6 +24,10 @@ const MIGRATIONS: &[Migration] = &[
         name: "0002_task_processes.sql",
         sql: include_str!("../../migrations/0002_task_processes.sql"),
     },
+    Migration {
+        name: "0003_device_registry.sql",
+        sql: include_str!("../../migrations/0003_device_registry.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands (`PRAGMA user_version`).

@@ -1,6 +1,7 @@
-//! The controller's database: web sessions, API tokens, secrets, the audit log and controller
-//! settings, with tables laid out for devices, hardware ids, agent and access-client tokens,
-//! agent connections, tasks and their output, metrics and device logs.
+//! The controller's database: web sessions, API tokens, secrets, the audit log, controller
+//! settings, tasks and their output, and the device registry (devices, hardware ids, agent
+//! tokens, agent connections, metrics and device logs), with a table laid out for
+//! access-client tokens.
 //!
 //! [`Store`] is the interface the rest of the controller uses; [`SqliteStore`] is the default
 //! implementation (bundled SQLite, WAL, migrations embedded in the binary and applied at open).
@@ -23,6 +24,7 @@
 //! # Ok::<(), thymis::store::StoreError>(())
 //! ```
 
+mod device_records;
 mod migrations;
 mod records;
 mod sqlite;
@@ -33,6 +35,11 @@ mod url;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+pub use device_records::{
+    AdmissionRecorded, AgentTokenRecord, ConnectionRecord, DeviceRecord, DeviceUpdate,
+    HardwareDeviceRecord, IdentityLookup, LatestMetric, LogQuery, LogRecord, MetricSample,
+    NewAdmission, NewAgentToken, NewLogEntry,
+};
 pub use migrations::SCHEMA_VERSION;
 pub use records::{
     ApiTokenRecord, AuditEntry, NewSecret, NewSession, SecretRecord, SecretUpdate, SecretValue,
@@ -40,7 +47,7 @@ pub use records::{
 };
 pub use sqlite::SqliteStore;
 pub use task_records::{
-    AgentTokenRecord, NewOutput, NewTask, OutputChunk, OutputStream, TaskFilter, TaskProcessRecord,
+    NewOutput, NewTask, OutputChunk, OutputStream, TaskFilter, TaskProcessRecord,
     TaskRecord, TaskState, TaskUpdate, UnknownTaskState,
 };
 pub use token::{hash_token, new_agent_token, new_token};
@@ -231,13 +238,160 @@ pub trait Store: Send + Sync {
 
     // --- agent tokens ---
 
-    /// Stores an agent token (by its hash) made for an image of `config_id` at `commit`.
-    fn create_agent_token(
+    /// Stores an agent token by its hash. A hash that already exists is a
+    /// [`StoreError::Conflict`].
+    fn create_agent_token(&self, token: &NewAgentToken) -> Result<AgentTokenRecord, StoreError>;
+
+    /// Finds the token with this hash, revoked or not.
+    fn find_agent_token(&self, token_hash: &str) -> Result<Option<AgentTokenRecord>, StoreError>;
+
+    /// Gets a token.
+    fn get_agent_token(&self, id: Uuid) -> Result<Option<AgentTokenRecord>, StoreError>;
+
+    /// Lists all agent tokens, revoked ones included, oldest first.
+    fn list_agent_tokens(&self) -> Result<Vec<AgentTokenRecord>, StoreError>;
+
+    /// Revokes a token and returns it; [`StoreError::NotFound`] if it does not exist,
+    /// [`StoreError::Conflict`] if it was already revoked.
+    fn revoke_agent_token(&self, id: Uuid) -> Result<AgentTokenRecord, StoreError>;
+
+    /// Records that a token was used at `at`.
+    fn touch_agent_token(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    // --- devices ---
+
+    /// Gets a device.
+    fn get_device(&self, id: Uuid) -> Result<Option<DeviceRecord>, StoreError>;
+
+    /// Finds the device with this SSH host key.
+    fn find_device_by_key(&self, public_key: &str) -> Result<Option<DeviceRecord>, StoreError>;
+
+    /// Every device: first seen newest first, then last seen newest first, then by config id
+    /// and commit (upstream's order).
+    fn list_devices(&self) -> Result<Vec<DeviceRecord>, StoreError>;
+
+    /// The devices recorded as running `config_id`, in the order of [`Store::list_devices`].
+    fn list_devices_by_config(&self, config_id: &str) -> Result<Vec<DeviceRecord>, StoreError>;
+
+    /// Changes the given fields of a device and returns it; [`StoreError::NotFound`] if it does
+    /// not exist, [`StoreError::Conflict`] if the new host key belongs to another device.
+    fn update_device(&self, id: Uuid, update: &DeviceUpdate) -> Result<DeviceRecord, StoreError>;
+
+    /// Deletes a device with its connections, metrics and logs; its hardware rows stay,
+    /// detached. Returns whether it existed.
+    fn delete_device(&self, id: Uuid) -> Result<bool, StoreError>;
+
+    /// What is recorded about a host key and hardware ids an agent claims.
+    fn lookup_identity(
         &self,
-        token_hash: &str,
-        config_id: &str,
-        commit: &str,
-    ) -> Result<AgentTokenRecord, StoreError>;
+        public_key: &str,
+        hardware_ids: &std::collections::BTreeMap<String, String>,
+    ) -> Result<IdentityLookup, StoreError>;
+
+    /// Records an admission in one transaction (agent-protocol.md §5 step 7): upserts the device
+    /// by key (`archived` cleared, `last_seen` set, `first_seen` on creation; a pending config
+    /// stays pending unless the device reports it; logs of a new key are attached), closes any
+    /// open connection of the device and opens a new one, and re-points the hardware row sharing
+    /// an id with the reported ones (or adds one), detaching the device's other rows. More than
+    /// one matching hardware row is a [`StoreError::Conflict`] and changes nothing.
+    fn record_admission(&self, admission: &NewAdmission) -> Result<AdmissionRecorded, StoreError>;
+
+    /// Sets `last_seen` of these devices and their hardware to `at` and clears `archived`, in
+    /// one transaction. Returns the devices that were archived until now.
+    fn touch_devices(&self, ids: &[Uuid], at: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError>;
+
+    /// Stores a device's interfaces; [`StoreError::NotFound`] if it does not exist.
+    fn set_network_interfaces(
+        &self,
+        id: Uuid,
+        interfaces: &[thymis_protocol::NetworkInterface],
+    ) -> Result<(), StoreError>;
+
+    /// Every hardware identity, last seen first.
+    fn list_hardware_devices(&self) -> Result<Vec<HardwareDeviceRecord>, StoreError>;
+
+    // --- agent connections ---
+
+    /// Opens a connection row for a device, closing any still-open one first.
+    fn open_agent_connection(
+        &self,
+        device_id: Uuid,
+        ip: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<ConnectionRecord, StoreError>;
+
+    /// Closes a connection row if it is still open. Returns whether it was.
+    fn close_agent_connection(
+        &self,
+        device_id: Uuid,
+        connection_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Closes every open connection row (controller start and shutdown); returns how many.
+    fn close_all_agent_connections(&self, at: DateTime<Utc>) -> Result<usize, StoreError>;
+
+    /// A device's newest `limit` connections, newest first.
+    fn connection_history(
+        &self,
+        device_id: Uuid,
+        limit: usize,
+    ) -> Result<Vec<ConnectionRecord>, StoreError>;
+
+    /// Every connection that was open at some time between `from` and `to`.
+    fn connections_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<ConnectionRecord>, StoreError>;
+
+    // --- metrics ---
+
+    /// Stores a sample (a second sample with the same time replaces the first).
+    fn insert_metric(&self, device_id: Uuid, sample: &MetricSample) -> Result<(), StoreError>;
+
+    /// Averages of a device's samples between `from` and `to` in buckets of `bucket_secs`
+    /// aligned to the Unix epoch, oldest first; each is stamped with its bucket's start.
+    fn metric_buckets(
+        &self,
+        device_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        bucket_secs: u32,
+    ) -> Result<Vec<MetricSample>, StoreError>;
+
+    /// The newest sample of every device that is not archived.
+    fn latest_metrics(&self) -> Result<Vec<LatestMetric>, StoreError>;
+
+    /// Deletes samples older than `cutoff`; returns how many.
+    fn delete_metrics_before(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError>;
+
+    // --- device logs ---
+
+    /// Stores log lines by their id: a line sent again replaces the stored one, but only if
+    /// it comes from the same host key. Returns how many were stored.
+    fn upsert_logs(&self, entries: &[NewLogEntry]) -> Result<usize, StoreError>;
+
+    /// A device's log lines matching `query`, newest first.
+    fn query_logs(&self, device_id: Uuid, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError>;
+
+    /// The distinct program names in a device's logs, sorted.
+    fn log_program_names(&self, device_id: Uuid) -> Result<Vec<String>, StoreError>;
+
+    /// The time of a device's newest log line.
+    fn latest_log_time(&self, device_id: Uuid) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// A device's log lines at or after `from`, oldest first; at most the newest `limit`.
+    fn logs_since(
+        &self,
+        device_id: Uuid,
+        from: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<LogRecord>, StoreError>;
+
+    /// Deletes up to `batch` log lines older than `cutoff`; returns how many.
+    fn delete_logs_before(&self, cutoff: DateTime<Utc>, batch: usize)
+        -> Result<usize, StoreError>;
 }
 
 /// The current time, truncated to the microsecond precision the store keeps, so a record

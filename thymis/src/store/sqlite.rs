@@ -23,13 +23,17 @@ use rusqlite::{
 };
 use uuid::Uuid;
 
+mod device_data;
+mod devices;
 mod tasks;
 
 use super::token::constant_time_eq;
 use super::{
-    migrations, now, truncate, AgentTokenRecord, ApiTokenRecord, AuditEntry, NewOutput, NewSecret,
-    NewSession, NewTask, OutputChunk, SecretRecord, SecretUpdate, SessionRecord, Store, StoreError,
-    TaskFilter, TaskProcessRecord, TaskRecord, TaskUpdate,
+    migrations, now, truncate, AdmissionRecorded, AgentTokenRecord, ApiTokenRecord, AuditEntry,
+    ConnectionRecord, DeviceRecord, DeviceUpdate, HardwareDeviceRecord, IdentityLookup,
+    LatestMetric, LogQuery, LogRecord, MetricSample, NewAdmission, NewAgentToken, NewLogEntry,
+    NewOutput, NewSecret, NewSession, NewTask, OutputChunk, SecretRecord, SecretUpdate,
+    SessionRecord, Store, StoreError, TaskFilter, TaskProcessRecord, TaskRecord, TaskUpdate,
 };
 
 /// How long a connection waits for a lock held by another process before giving up.
@@ -823,13 +827,184 @@ impl Store for SqliteStore {
         self.read(|conn| tasks::output(conn, task_id, after_seq))
     }
 
-    fn create_agent_token(
+    fn create_agent_token(&self, token: &NewAgentToken) -> Result<AgentTokenRecord, StoreError> {
+        self.write(|tx| devices::create_agent_token(tx, token))
+    }
+
+    fn find_agent_token(&self, token_hash: &str) -> Result<Option<AgentTokenRecord>, StoreError> {
+        self.read(|conn| devices::find_agent_token(conn, token_hash))
+    }
+
+    fn get_agent_token(&self, id: Uuid) -> Result<Option<AgentTokenRecord>, StoreError> {
+        self.read(|conn| devices::get_agent_token(conn, id))
+    }
+
+    fn list_agent_tokens(&self) -> Result<Vec<AgentTokenRecord>, StoreError> {
+        self.read(devices::list_agent_tokens)
+    }
+
+    fn revoke_agent_token(&self, id: Uuid) -> Result<AgentTokenRecord, StoreError> {
+        self.write(|tx| devices::revoke_agent_token(tx, id))
+    }
+
+    fn touch_agent_token(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.write(|tx| devices::touch_agent_token(tx, id, truncate(at)))
+    }
+
+    fn get_device(&self, id: Uuid) -> Result<Option<DeviceRecord>, StoreError> {
+        self.read(|conn| devices::get_device(conn, id))
+    }
+
+    fn find_device_by_key(&self, public_key: &str) -> Result<Option<DeviceRecord>, StoreError> {
+        self.read(|conn| devices::find_device_by_key(conn, public_key))
+    }
+
+    fn list_devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
+        self.read(|conn| devices::list_devices(conn, None))
+    }
+
+    fn list_devices_by_config(&self, config_id: &str) -> Result<Vec<DeviceRecord>, StoreError> {
+        self.read(|conn| devices::list_devices(conn, Some(config_id)))
+    }
+
+    fn update_device(&self, id: Uuid, update: &DeviceUpdate) -> Result<DeviceRecord, StoreError> {
+        self.write(|tx| devices::update_device(tx, id, update))
+    }
+
+    fn delete_device(&self, id: Uuid) -> Result<bool, StoreError> {
+        self.write(|tx| devices::delete_device(tx, id))
+    }
+
+    fn lookup_identity(
         &self,
-        token_hash: &str,
-        config_id: &str,
-        commit: &str,
-    ) -> Result<AgentTokenRecord, StoreError> {
-        self.write(|tx| tasks::create_agent_token(tx, token_hash, config_id, commit))
+        public_key: &str,
+        hardware_ids: &std::collections::BTreeMap<String, String>,
+    ) -> Result<IdentityLookup, StoreError> {
+        self.read(|conn| devices::lookup_identity(conn, public_key, hardware_ids))
+    }
+
+    fn record_admission(&self, admission: &NewAdmission) -> Result<AdmissionRecorded, StoreError> {
+        let admission = NewAdmission {
+            at: truncate(admission.at),
+            ..admission.clone()
+        };
+        self.write(|tx| devices::record_admission(tx, &admission))
+    }
+
+    fn touch_devices(&self, ids: &[Uuid], at: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
+        self.write(|tx| devices::touch_devices(tx, ids, truncate(at)))
+    }
+
+    fn set_network_interfaces(
+        &self,
+        id: Uuid,
+        interfaces: &[thymis_protocol::NetworkInterface],
+    ) -> Result<(), StoreError> {
+        self.write(|tx| devices::set_network_interfaces(tx, id, interfaces))
+    }
+
+    fn list_hardware_devices(&self) -> Result<Vec<HardwareDeviceRecord>, StoreError> {
+        self.read(devices::list_hardware_devices)
+    }
+
+    fn open_agent_connection(
+        &self,
+        device_id: Uuid,
+        ip: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<ConnectionRecord, StoreError> {
+        self.write(|tx| devices::open_connection(tx, device_id, ip, truncate(at)))
+    }
+
+    fn close_agent_connection(
+        &self,
+        device_id: Uuid,
+        connection_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.write(|tx| devices::close_connection(tx, device_id, connection_id, truncate(at)))
+    }
+
+    fn close_all_agent_connections(&self, at: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.write(|tx| devices::close_all_connections(tx, truncate(at)))
+    }
+
+    fn connection_history(
+        &self,
+        device_id: Uuid,
+        limit: usize,
+    ) -> Result<Vec<ConnectionRecord>, StoreError> {
+        self.read(|conn| devices::connection_history(conn, device_id, limit))
+    }
+
+    fn connections_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<ConnectionRecord>, StoreError> {
+        self.read(|conn| devices::connections_between(conn, from, to))
+    }
+
+    fn insert_metric(&self, device_id: Uuid, sample: &MetricSample) -> Result<(), StoreError> {
+        let sample = MetricSample {
+            at: truncate(sample.at),
+            ..*sample
+        };
+        self.write(|tx| device_data::insert_metric(tx, device_id, &sample))
+    }
+
+    fn metric_buckets(
+        &self,
+        device_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        bucket_secs: u32,
+    ) -> Result<Vec<MetricSample>, StoreError> {
+        self.read(|conn| device_data::metric_buckets(conn, device_id, from, to, bucket_secs))
+    }
+
+    fn latest_metrics(&self) -> Result<Vec<LatestMetric>, StoreError> {
+        self.read(device_data::latest_metrics)
+    }
+
+    fn delete_metrics_before(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.write(|tx| device_data::delete_metrics_before(tx, cutoff))
+    }
+
+    fn upsert_logs(&self, entries: &[NewLogEntry]) -> Result<usize, StoreError> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        self.write(|tx| device_data::upsert_logs(tx, entries))
+    }
+
+    fn query_logs(&self, device_id: Uuid, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
+        self.read(|conn| device_data::query_logs(conn, device_id, query))
+    }
+
+    fn log_program_names(&self, device_id: Uuid) -> Result<Vec<String>, StoreError> {
+        self.read(|conn| device_data::log_program_names(conn, device_id))
+    }
+
+    fn latest_log_time(&self, device_id: Uuid) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.read(|conn| device_data::latest_log_time(conn, device_id))
+    }
+
+    fn logs_since(
+        &self,
+        device_id: Uuid,
+        from: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<LogRecord>, StoreError> {
+        self.read(|conn| device_data::logs_since(conn, device_id, from, limit))
+    }
+
+    fn delete_logs_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        self.write(|tx| device_data::delete_logs_before(tx, cutoff, batch))
     }
 }
 

@@ -1,5 +1,4 @@
-//! Records of tasks, the commands they ran and their output, and of agent tokens made for
-//! images.
+//! Records of tasks, the commands they ran and their output.
 
 use std::fmt;
 use std::str::FromStr;
@@ -219,19 +218,4 @@ pub struct OutputChunk {
     pub stream: OutputStream,
     /// The bytes.
     pub data: Vec<u8>,
-}
-
-/// An agent token baked into an image, as stored (never the token itself).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AgentTokenRecord {
-    /// Its id.
-    pub id: Uuid,
-    /// The config the image was built for.
-    pub original_config_id: Option<String>,
-    /// The commit the image was built from.
-    pub original_config_commit: Option<String>,
-    /// When it was made.
-    pub created_at: DateTime<Utc>,
-    /// When it was revoked.
-    pub revoked_at: Option<DateTime<Utc>>,
 }

@@ -9,7 +9,7 @@ use crate::external::nix_access_tokens;
 use crate::image::{self, BootFiles};
 use crate::project::Project;
 use crate::secrets::Vault;
-use crate::store::{hash_token, new_agent_token, Store, TaskRecord};
+use crate::store::{hash_token, new_agent_token, NewAgentToken, Store, TaskRecord};
 use crate::task::{CommandRunner, CommandSpec, TaskHandler, TaskRun, TaskSubmission};
 
 /// What the controller's tasks work with.
@@ -143,11 +143,17 @@ impl ControllerJobs {
         }
         // Only an image that exists gets a token that devices can use.
         let store = self.store.clone();
-        let (hash, config, commit) = (hash_token(&token), config_id.to_owned(), commit.to_owned());
-        tokio::task::spawn_blocking(move || store.create_agent_token(&hash, &config, &commit))
+        let new_token = NewAgentToken {
+            token_hash: hash_token(&token),
+            name: format!("Image of {config_id}"),
+            config_id: Some(config_id.to_owned()),
+            config_commit: Some(commit.to_owned()),
+        };
+        tokio::task::spawn_blocking(move || store.create_agent_token(&new_token))
             .await
             .map_err(|err| err.to_string())?
             .map_err(|err| format!("Cannot store the image's agent token: {err}"))?;
+        self.events.publish(Event::AgentTokensChanged);
         Ok(())
     }
 }

@@ -1,11 +1,11 @@
-//! SQL of tasks, their commands and output, and agent tokens.
+//! SQL of tasks, their commands and output.
 
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use uuid::Uuid;
 
 use super::{get_json, get_opt_ts, get_parsed, get_ts, ts};
 use crate::store::{
-    now, AgentTokenRecord, NewOutput, NewTask, OutputChunk, StoreError, TaskFilter,
+    now, NewOutput, NewTask, OutputChunk, StoreError, TaskFilter,
     TaskProcessRecord, TaskRecord, TaskState, TaskUpdate,
 };
 
@@ -322,32 +322,4 @@ pub(super) fn output(
         })?
         .collect::<Result<_, _>>()?;
     Ok(chunks)
-}
-
-pub(super) fn create_agent_token(
-    tx: &Transaction<'_>,
-    token_hash: &str,
-    config_id: &str,
-    commit: &str,
-) -> Result<AgentTokenRecord, StoreError> {
-    let record = AgentTokenRecord {
-        id: Uuid::new_v4(),
-        original_config_id: Some(config_id.to_owned()),
-        original_config_commit: Some(commit.to_owned()),
-        created_at: now(),
-        revoked_at: None,
-    };
-    tx.execute(
-        "INSERT INTO agent_tokens (id, token_hash, original_config_id, original_config_commit, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            record.id.to_string(),
-            token_hash,
-            config_id,
-            commit,
-            ts(&record.created_at)
-        ],
-    )
-    .map_err(|err| super::conflict_on_unique(err, "agent token already exists"))?;
-    Ok(record)
 }

@@ -1,0 +1,380 @@
+//! Devices (upstream "deployment infos", http-api.md §2.6): list, show, edit, archive and
+//! delete devices, their hardware, connection history, metrics and error logs.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Deserializer, Serialize};
+use thymis::agent::protocol::{ControllerMessage, NetworkInterface};
+use thymis::devices::{iso, DeviceError, DeviceInfo, MetricGranularity};
+use thymis::store::{ConnectionRecord, DeviceUpdate, HardwareDeviceRecord, MetricSample};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::api::logs::LogEntryView;
+use crate::api::params::{ValidPath, ValidQuery};
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::{blocking, ApiError};
+
+/// The routes of this module.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(devices_by_config))
+        .routes(routes!(all_devices))
+        .routes(routes!(get_device, update_device, delete_device))
+        .routes(routes!(hardware_devices))
+        .routes(routes!(connection_history))
+        .routes(routes!(device_metrics))
+        .routes(routes!(error_logs))
+}
+
+impl From<DeviceError> for ApiError {
+    fn from(err: DeviceError) -> Self {
+        match err {
+            DeviceError::NotFound { .. } => ApiError::not_found(err.to_string()),
+            DeviceError::Invalid(message) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+            }
+            DeviceError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, message),
+            DeviceError::Store(_) | DeviceError::Vault(_) | DeviceError::Secret(_) => {
+                ApiError::internal(err)
+            }
+        }
+    }
+}
+
+/// Runs a registry call off the async threads.
+pub(crate) async fn registry<T, F>(app: &AppState, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&thymis::devices::DeviceRegistry) -> Result<T, DeviceError> + Send + 'static,
+    T: Send + 'static,
+{
+    let devices = app.devices.clone();
+    blocking(move || f(&devices).map_err(ApiError::from)).await
+}
+
+/// A hardware identity (upstream `HardwareDevice`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HardwareDevice {
+    id: Uuid,
+    hardware_ids: BTreeMap<String, String>,
+    deployment_info_id: Option<Uuid>,
+    last_seen: Option<String>,
+}
+
+impl From<HardwareDeviceRecord> for HardwareDevice {
+    fn from(row: HardwareDeviceRecord) -> Self {
+        HardwareDevice {
+            id: row.id,
+            hardware_ids: row.hardware_ids,
+            deployment_info_id: row.device_id,
+            last_seen: row.last_seen_at.as_ref().map(iso),
+        }
+    }
+}
+
+/// A device (upstream `DeploymentInfo`); `connected` is whether its agent is online now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeploymentInfo {
+    id: Uuid,
+    ssh_public_key: String,
+    deployed_config_commit: Option<String>,
+    deployed_config_id: Option<String>,
+    reachable_deployed_host: Option<String>,
+    pending_config_id: Option<String>,
+    last_seen: Option<String>,
+    first_seen: Option<String>,
+    archived: bool,
+    hardware_devices: Vec<HardwareDevice>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    network_interfaces: Option<Vec<NetworkInterface>>,
+    location: Option<String>,
+    name: Option<String>,
+    connected: bool,
+    ram_bytes: Option<u64>,
+    notes: Option<String>,
+}
+
+impl DeploymentInfo {
+    fn new(info: DeviceInfo, app: &AppState) -> Self {
+        let device = info.device;
+        DeploymentInfo {
+            connected: app.agents.is_connected(device.id),
+            id: device.id,
+            ssh_public_key: device.ssh_public_key,
+            deployed_config_commit: device.deployed_config_commit,
+            deployed_config_id: device.deployed_config_id,
+            reachable_deployed_host: device.reachable_deployed_host,
+            pending_config_id: device.pending_config_id,
+            last_seen: device.last_seen_at.as_ref().map(iso),
+            first_seen: device.first_seen_at.as_ref().map(iso),
+            archived: device.archived,
+            hardware_devices: info
+                .hardware_devices
+                .into_iter()
+                .map(HardwareDevice::from)
+                .collect(),
+            network_interfaces: device.network_interfaces,
+            location: device.location,
+            name: device.name,
+            ram_bytes: device.ram_bytes,
+            notes: device.notes,
+        }
+    }
+
+    fn list(infos: Vec<DeviceInfo>, app: &AppState) -> Vec<Self> {
+        infos
+            .into_iter()
+            .map(|info| DeploymentInfo::new(info, app))
+            .collect()
+    }
+}
+
+/// The devices recorded as running a config.
+#[utoipa::path(get, path = "/api/deployment_infos_by_config_id/{config_id}", tag = "devices",
+    params(("config_id" = String, Path, description = "The config's identifier")),
+    responses((status = 200, body = [DeploymentInfo])))]
+async fn devices_by_config(
+    State(app): State<AppState>,
+    _caller: Caller,
+    ValidPath(config_id): ValidPath<String>,
+) -> Result<Json<Vec<DeploymentInfo>>, ApiError> {
+    let infos = registry(&app, move |r| r.devices_by_config(&config_id)).await?;
+    Ok(Json(DeploymentInfo::list(infos, &app)))
+}
+
+/// Every device: first seen newest first, then last seen, config and commit.
+#[utoipa::path(get, path = "/api/all_deployment_infos", tag = "devices",
+    responses((status = 200, body = [DeploymentInfo])))]
+async fn all_devices(
+    State(app): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<Vec<DeploymentInfo>>, ApiError> {
+    let infos = registry(&app, |r| r.devices()).await?;
+    Ok(Json(DeploymentInfo::list(infos, &app)))
+}
+
+/// One device.
+#[utoipa::path(get, path = "/api/deployment_info/{id}", tag = "devices",
+    params(("id" = Uuid, Path, description = "The device")),
+    responses((status = 200, body = DeploymentInfo), (status = 404, description = "No such device")))]
+async fn get_device(
+    State(app): State<AppState>,
+    _caller: Caller,
+    ValidPath(id): ValidPath<Uuid>,
+) -> Result<Json<DeploymentInfo>, ApiError> {
+    let info = registry(&app, move |r| r.device(id)).await?;
+    Ok(Json(DeploymentInfo::new(info, &app)))
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Changes to a device (upstream `UpdateDeploymentInfo`): only the fields present are applied;
+/// `name`, `location`, `notes`, `deployed_config_id` and `reachable_deployed_host` may be null.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+struct UpdateDeploymentInfo {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    deployed_config_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    ssh_public_key: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    reachable_deployed_host: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    location: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<bool>)]
+    archived: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    notes: Option<Option<String>>,
+}
+
+fn not_null<T>(field: &str, value: Option<Option<T>>) -> Result<Option<T>, ApiError> {
+    match value {
+        Some(None) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{field} cannot be null"),
+        )),
+        Some(Some(value)) => Ok(Some(value)),
+        None => Ok(None),
+    }
+}
+
+/// Edits a device. A new name (or config) is pushed to the device's agent as its hostname.
+#[utoipa::path(patch, path = "/api/deployment_info/{id}", tag = "devices",
+    params(("id" = Uuid, Path, description = "The device")),
+    request_body = UpdateDeploymentInfo,
+    responses((status = 200, body = DeploymentInfo), (status = 404, description = "No such device"),
+        (status = 409, description = "Another device has this key"),
+        (status = 422, description = "Invalid value")))]
+async fn update_device(
+    State(app): State<AppState>,
+    caller: Caller,
+    ValidPath(id): ValidPath<Uuid>,
+    Json(request): Json<UpdateDeploymentInfo>,
+) -> Result<Json<DeploymentInfo>, ApiError> {
+    let renames = request.name.is_some() || request.deployed_config_id.is_some();
+    let update = DeviceUpdate {
+        ssh_public_key: not_null("ssh_public_key", request.ssh_public_key)?,
+        archived: not_null("archived", request.archived)?,
+        name: request.name,
+        notes: request.notes,
+        location: request.location,
+        deployed_config_id: request.deployed_config_id,
+        reachable_deployed_host: request.reachable_deployed_host,
+        ..DeviceUpdate::default()
+    };
+    let info = registry(&app, move |r| r.update(id, update)).await?;
+    app.audit(&caller, "device.update", &id.to_string());
+    if renames && app.agents.is_connected(id) {
+        let hostname = registry(&app, move |r| r.hostname_for(id)).await?;
+        if let Err(err) = app
+            .agents
+            .send(id, &ControllerMessage::UpdateHostname { hostname })
+            .await
+        {
+            // It disconnected meanwhile; it gets the hostname when it is admitted again.
+            tracing::debug!(error = %err, "hostname update not sent");
+        }
+    }
+    Ok(Json(DeploymentInfo::new(info, &app)))
+}
+
+/// Deletes a device with its connection history, metrics and logs.
+#[utoipa::path(delete, path = "/api/deployment_info/{id}", tag = "devices",
+    params(("id" = Uuid, Path, description = "The device")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such device")))]
+async fn delete_device(
+    State(app): State<AppState>,
+    caller: Caller,
+    ValidPath(id): ValidPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    registry(&app, move |r| r.delete(id)).await?;
+    app.audit(&caller, "device.delete", &id.to_string());
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Every hardware identity, last seen first.
+#[utoipa::path(get, path = "/api/hardware_device", tag = "devices",
+    responses((status = 200, body = [HardwareDevice])))]
+async fn hardware_devices(
+    State(app): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<Vec<HardwareDevice>>, ApiError> {
+    let rows = registry(&app, |r| r.hardware_devices()).await?;
+    Ok(Json(rows.into_iter().map(HardwareDevice::from).collect()))
+}
+
+/// One agent connection (upstream `AgentConnectionShort`).
+#[derive(Debug, Serialize, ToSchema)]
+struct AgentConnection {
+    id: Uuid,
+    connected_at: String,
+    disconnected_at: Option<String>,
+}
+
+impl From<ConnectionRecord> for AgentConnection {
+    fn from(row: ConnectionRecord) -> Self {
+        AgentConnection {
+            id: row.id,
+            connected_at: iso(&row.connected_at),
+            disconnected_at: row.disconnected_at.as_ref().map(iso),
+        }
+    }
+}
+
+/// A device's ten newest connections, newest first.
+#[utoipa::path(get, path = "/api/deployment_info/{id}/connection_history", tag = "devices",
+    params(("id" = Uuid, Path, description = "The device")),
+    responses((status = 200, body = [AgentConnection]), (status = 404, description = "No such device")))]
+async fn connection_history(
+    State(app): State<AppState>,
+    _caller: Caller,
+    ValidPath(id): ValidPath<Uuid>,
+) -> Result<Json<Vec<AgentConnection>>, ApiError> {
+    let rows = registry(&app, move |r| r.connection_history(id)).await?;
+    Ok(Json(rows.into_iter().map(AgentConnection::from).collect()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+struct MetricsQuery {
+    /// How many hours back (1–168, default 168).
+    hours: Option<u32>,
+    /// Bucket width: `1min`, `15min`, `1h` (default), `6h` or `1d`.
+    granularity: Option<String>,
+}
+
+/// A bucket of metrics (upstream `DeviceMetricPoint`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MetricPoint {
+    timestamp: String,
+    cpu_percent: f64,
+    ram_percent: f64,
+    disk_percent: f64,
+}
+
+impl From<MetricSample> for MetricPoint {
+    fn from(sample: MetricSample) -> Self {
+        MetricPoint {
+            timestamp: iso(&sample.at),
+            cpu_percent: sample.cpu_percent,
+            ram_percent: sample.ram_percent,
+            disk_percent: sample.disk_percent,
+        }
+    }
+}
+
+/// A device's metrics averaged in epoch-aligned buckets, oldest first.
+#[utoipa::path(get, path = "/api/deployment_info/{id}/metrics", tag = "devices",
+    params(("id" = Uuid, Path, description = "The device"), MetricsQuery),
+    responses((status = 200, body = [MetricPoint]), (status = 404, description = "No such device"),
+        (status = 422, description = "Invalid hours or granularity")))]
+async fn device_metrics(
+    State(app): State<AppState>,
+    _caller: Caller,
+    ValidPath(id): ValidPath<Uuid>,
+    ValidQuery(query): ValidQuery<MetricsQuery>,
+) -> Result<Json<Vec<MetricPoint>>, ApiError> {
+    let granularity = match query.granularity.as_deref() {
+        Some(text) => text
+            .parse::<MetricGranularity>()
+            .map_err(|message| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message))?,
+        None => MetricGranularity::default(),
+    };
+    let hours = query.hours.unwrap_or(168);
+    let now = chrono::Utc::now();
+    let samples = registry(&app, move |r| r.metrics(id, now, hours, granularity)).await?;
+    Ok(Json(samples.into_iter().map(MetricPoint::from).collect()))
+}
+
+/// A device's 50 newest log lines of severity error or worse.
+#[utoipa::path(get, path = "/api/deployment_info/{id}/error_logs", tag = "devices",
+    params(("id" = Uuid, Path, description = "The device")),
+    responses((status = 200, body = [LogEntryView]), (status = 404, description = "No such device")))]
+async fn error_logs(
+    State(app): State<AppState>,
+    _caller: Caller,
+    ValidPath(id): ValidPath<Uuid>,
+) -> Result<Json<Vec<LogEntryView>>, ApiError> {
+    let lines = registry(&app, move |r| r.error_logs(id)).await?;
+    Ok(Json(lines.into_iter().map(LogEntryView::from).collect()))
+}
