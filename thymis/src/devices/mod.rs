@@ -257,7 +257,7 @@ impl DeviceRegistry {
             due
         };
         if due {
-            let now = Utc::now();
+            let now = crate::store::now();
             match self.store.touch_agent_token(record.id, now) {
                 Ok(()) => record.last_used_at = Some(now),
                 // Bookkeeping only: the token is valid either way.
