@@ -1,27 +1,26 @@
-//! `thymis-agent`: the Thymis device agent. This build answers `--version` and `--help`;
-//! the controller connection is built on top of it.
+//! `thymis-agent`: the Thymis device agent (see the library docs).
 
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-Usage: thymis-agent [--help | --version]
-
-The Thymis device agent. It runs on every managed NixOS device and connects out to the
-Thymis controller named by the CONTROLLER_HOST environment variable.";
+use thymis_agent::cli::{self, Command};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("--version" | "-V") => {
+    let args = std::env::args_os().skip(1);
+    match cli::parse(args, |name| std::env::var(name).ok()) {
+        Ok(Command::Help) => {
+            println!("{}", cli::USAGE);
+            ExitCode::SUCCESS
+        }
+        Ok(Command::Version) => {
             println!("thymis-agent {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Some("--help" | "-h") => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
+        Ok(Command::Run(config)) => {
+            thymis_agent::logger::init(config.log_level);
+            thymis_agent::agent::main(config)
         }
-        _ => {
-            eprintln!("{USAGE}");
+        Err(e) => {
+            eprintln!("thymis-agent: {e}\nTry 'thymis-agent --help' for more information.");
             ExitCode::from(2)
         }
     }
