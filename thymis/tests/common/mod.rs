@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub mod nix_stub;
+pub mod sshd;
 
 /// Asserts that Nix itself (Debian's `nix-instantiate`) parses the file.
 pub fn assert_nix_parses(path: &Path) {
