@@ -23,7 +23,7 @@ use crate::{clock, secrets, sysinfo};
 /// Runs the agent as configured; returns the process exit code.
 pub fn main(config: Config) -> ExitCode {
     let device = Device::new(&config.root);
-    let metadata = prepare(&device);
+    prepare(&device);
     let token = match device.token() {
         Ok(token) => token,
         Err(e) => {
@@ -39,7 +39,7 @@ pub fn main(config: Config) -> ExitCode {
             ExitCode::FAILURE
         };
     }
-    match setup(&config, device, token, &metadata) {
+    match setup(&config, device, token) {
         Ok(shared) => {
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -61,8 +61,9 @@ pub fn main(config: Config) -> ExitCode {
     }
 }
 
-/// Start-up steps before secrets: metadata, clock floor (host only), controller key.
-fn prepare(device: &Device) -> Metadata {
+/// Start-up steps before secrets: metadata (for the clock floor, host only) and the
+/// controller key. The metadata itself is read again for every start message.
+fn prepare(device: &Device) {
     let metadata = match device.metadata() {
         Ok(Some(metadata)) => metadata,
         Ok(None) => {
@@ -96,7 +97,6 @@ fn prepare(device: &Device) -> Metadata {
         Ok(false) => {}
         Err(e) => log::error!("cannot authorise the controller's SSH key: {e}"),
     }
-    metadata
 }
 
 fn show_candidates(device: &Device) -> String {
@@ -127,12 +127,7 @@ fn place_secrets_on_start(device: &Device, token: Option<&str>) -> bool {
 }
 
 /// Everything the connection needs, checked before going online.
-fn setup(
-    config: &Config,
-    device: Device,
-    token: Option<String>,
-    _metadata: &Metadata,
-) -> Result<Shared, String> {
+fn setup(config: &Config, device: Device, token: Option<String>) -> Result<Shared, String> {
     let token = token.ok_or_else(|| {
         format!(
             "no agent token: there is no {TOKEN_FILE} in {}",

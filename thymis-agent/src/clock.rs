@@ -175,14 +175,14 @@ pub fn local_civil_to_unix(civil_secs: i64) -> Option<i64> {
     (t != -1).then_some(i64::from(t))
 }
 
-/// The current year in local time.
-pub fn local_year_now() -> i64 {
-    let now = now_micros().div_euclid(1_000_000) as libc::time_t;
+/// The local-time year at `secs` since the epoch.
+pub fn local_year(secs: i64) -> i64 {
+    let t = secs as libc::time_t;
     // SAFETY: `tm` is plain data filled by localtime_r.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     // SAFETY: valid pointers to a time_t and a tm.
-    if unsafe { libc::localtime_r(&now, &mut tm) }.is_null() {
-        return civil_from_days(now_micros().div_euclid(86_400_000_000)).0;
+    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+        return civil_from_days(secs.div_euclid(86_400)).0;
     }
     i64::from(tm.tm_year) + 1900
 }

@@ -365,7 +365,7 @@ fn parse_classic_time(line: &str, now_micros: i64) -> Option<(i64, &str)> {
             clock::days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
         clock::local_civil_to_unix(civil)
     };
-    let year = clock::local_year_now();
+    let year = clock::local_year(now_micros.div_euclid(1_000_000));
     let mut secs = at_year(year)?;
     if secs * 1_000_000 > now_micros + 86_400_000_000 {
         secs = at_year(year - 1)?;
