@@ -202,6 +202,15 @@ fn syslog_lines_are_parsed_best_effort() {
     assert_eq!(rfc.programname.as_deref(), Some("kernel"));
     assert_eq!(rfc.message, "[    0.000000] Booting Linux");
 
+    // A `<PRI>` prefix gives facility and severity (here daemon.err = 3 * 8 + 3).
+    let with_priority = file::parse_syslog_line("<27>Jan  2 03:04:05 kiosk-1 app[1]: failed", now);
+    assert_eq!(with_priority.priority, Some(27));
+    assert_eq!(with_priority.programname.as_deref(), Some("app"));
+    assert_eq!(with_priority.message, "failed");
+    assert_eq!(file::parse_syslog_line("<192>x", now).priority, None);
+    assert_eq!(file::parse_syslog_line("<192>x", now).message, "<192>x");
+    assert_eq!(file::parse_syslog_line("no priority", now).priority, None);
+
     let no_tag = file::parse_syslog_line("Jan  2 03:04:05 kiosk-1 -- MARK --", now);
     assert_eq!(
         (no_tag.programname, no_tag.message.as_str()),

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use thymis::agent::AgentHub;
+use thymis::agent::{AgentHub, AgentService};
 use thymis::auth::Authenticator;
 use thymis::devices::DeviceRegistry;
 use thymis::events::EventBus;
@@ -41,6 +41,8 @@ pub struct AppState {
     pub tasks: TaskEngine,
     /// The connected device agents.
     pub agents: AgentHub,
+    /// Serves agent WebSockets (admission, relay).
+    pub agent_service: AgentService,
     /// Devices, their reports, agent tokens.
     pub devices: Arc<DeviceRegistry>,
 }

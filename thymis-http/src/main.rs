@@ -1,6 +1,8 @@
 //! `thymis-controller`: the Thymis controller (web API) and the project tools for users' own CI
 //! and scripts (`check`, `render`).
 
+mod agent_clients;
+mod agent_relay;
 mod agent_routes;
 mod api;
 mod app;

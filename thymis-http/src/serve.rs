@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use thymis::agent::AgentHub;
+use thymis::agent::{AgentHub, AgentService};
 use thymis::auth::Authenticator;
 use thymis::build::{NixBuilder, NixSettings};
 use thymis::devices::DeviceRegistry;
@@ -102,6 +102,18 @@ pub struct ServeArgs {
     /// Minutes a built image is kept after it was built or last downloaded.
     #[arg(long, env = "THYMIS_IMAGE_RETENTION_MINUTES", default_value_t = 60)]
     image_retention_minutes: u64,
+    /// Device ports the controller may open relay channels to (comma-separated).
+    #[arg(
+        long,
+        env = "THYMIS_RELAY_ALLOWED_PORTS",
+        value_delimiter = ',',
+        default_value = "22,5900"
+    )]
+    relay_allowed_ports: Vec<u16>,
+    /// Relay channels open at once per device.
+    #[arg(long, env = "THYMIS_RELAY_MAX_CHANNELS", default_value_t = 64,
+        value_parser = clap::value_parser!(u16).range(1..))]
+    relay_max_channels: u16,
 }
 
 /// Parses `NAME=VALUE`.
@@ -153,6 +165,8 @@ impl ServeArgs {
         }
         settings.image_retention =
             std::time::Duration::from_secs(self.image_retention_minutes.saturating_mul(60));
+        settings.relay.allowed_ports = self.relay_allowed_ports;
+        settings.relay.max_channels = usize::from(self.relay_max_channels);
         settings.forge_apis = ForgeApis {
             github: self.github_api_url.trim_end_matches('/').to_owned(),
             gitlab: self.gitlab_api_url.trim_end_matches('/').to_owned(),
@@ -252,9 +266,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Scratch files of tasks a restart interrupted (they may hold agent tokens).
     let _ = std::fs::remove_dir_all(settings.tasks_dir());
     tasks.start().await?;
+    let agents = AgentHub::new();
+    let agent_service = AgentService {
+        hub: agents.clone(),
+        registry: devices.clone(),
+        controller_key: Arc::new(key.clone()),
+        events: events.clone(),
+        limits: settings.relay.clone(),
+    };
     let state = AppState {
         tasks,
-        agents: AgentHub::new(),
+        agents,
+        agent_service,
         devices: devices.clone(),
         forges: Arc::new(ForgeClient::new(settings.forge_apis.clone())),
         repository_discovery: Arc::new(RepositoryDiscovery::new(events.clone())),

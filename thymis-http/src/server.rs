@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::app::AppState;
-use crate::{agent_routes, api, auth, notifications};
+use crate::{agent_clients, agent_relay, agent_routes, api, auth, notifications};
 
 /// The largest request body: a `state.json` of 10,000 configs is about 11 MiB.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -36,6 +36,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(api::tasks::routes())
         .merge(api::device_routes())
         .merge(agent_routes::routes())
+        .merge(agent_relay::routes())
+        .merge(agent_clients::routes())
         .merge(notifications::routes())
 }
 

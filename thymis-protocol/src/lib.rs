@@ -32,6 +32,7 @@
 //! receiver grants more ([`frame::BinaryFrame::Credit`]) as its consumer reads, so a slow reader
 //! only ever holds one window per channel and never stalls other channels.
 
+pub mod access;
 pub mod frame;
 mod messages;
 

@@ -41,6 +41,8 @@ pub struct ControllerSettings {
     pub task_concurrency: usize,
     /// How long a built image is kept after it was built or last downloaded.
     pub image_retention: Duration,
+    /// Limits of the relay channels to devices (allowed ports, channels per device, …).
+    pub relay: crate::agent::RelayLimits,
 }
 
 impl ControllerSettings {
@@ -62,6 +64,7 @@ impl ControllerSettings {
             nix: NixSettings::default(),
             task_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             image_retention: Duration::from_secs(3600),
+            relay: crate::agent::RelayLimits::default(),
         }
     }
 

@@ -283,8 +283,8 @@ pub fn entry_from_line(line: &[u8], dev: u64, ino: u64, offset: u64) -> LogEntry
         uuid,
         timestamp: clock::format_rfc3339(parsed.micros),
         message: limit_message(parsed.message),
-        facility: None,
-        severity: None,
+        facility: parsed.priority.map(|p| p / 8),
+        severity: parsed.priority.map(|p| p % 8),
         programname: parsed.programname,
         syslogtag: parsed.syslogtag,
     }
@@ -303,6 +303,23 @@ pub struct SyslogLine {
     pub syslogtag: Option<String>,
     /// The message (the whole line if it could not be parsed).
     pub message: String,
+    /// The syslog priority (facility × 8 + severity) of a line starting with `<PRI>`, as
+    /// rsyslog writes with the forwarding templates.
+    pub priority: Option<u8>,
+}
+
+/// Splits a leading `<PRI>` (0–191) off a line.
+fn split_priority(line: &str) -> (Option<u8>, &str) {
+    let Some(rest) = line.strip_prefix('<') else {
+        return (None, line);
+    };
+    match rest.split_once('>') {
+        Some((digits, rest)) if (1..=3).contains(&digits.len()) => match digits.parse::<u8>() {
+            Ok(priority) if priority <= 191 => (Some(priority), rest),
+            _ => (None, line),
+        },
+        _ => (None, line),
+    }
 }
 
 const MONTHS: [&str; 12] = [
@@ -313,12 +330,14 @@ const MONTHS: [&str; 12] = [
 /// more than a day in the future) or the same with an RFC 3339 time first. Anything else is
 /// a message of its own, timed `now_micros`.
 pub fn parse_syslog_line(line: &str, now_micros: i64) -> SyslogLine {
+    let (priority, line) = split_priority(line);
     let unparsed = || SyslogLine {
         micros: now_micros,
         host: None,
         programname: None,
         syslogtag: None,
         message: line.to_owned(),
+        priority,
     };
     let Some((micros, rest)) =
         parse_rfc3339_time(line).or_else(|| parse_classic_time(line, now_micros))
@@ -339,6 +358,7 @@ pub fn parse_syslog_line(line: &str, now_micros: i64) -> SyslogLine {
         programname,
         syslogtag,
         message,
+        priority,
     }
 }
 

@@ -115,6 +115,8 @@ async fn revoke_agent_token(
     ValidPath(id): ValidPath<Uuid>,
 ) -> Result<Json<AgentToken>, ApiError> {
     let record = registry(&app, move |r| r.revoke_agent_token(id)).await?;
+    // A leaked token stops working at once, not only at the next connection.
+    app.agents.disconnect_token(id);
     app.audit(&caller, "agent_token.revoke", &id.to_string());
     Ok(Json(record.into()))
 }

@@ -269,6 +269,8 @@ async fn delete_device(
     ValidPath(id): ValidPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     registry(&app, move |r| r.delete(id)).await?;
+    // Its agent must not stay connected to a record that no longer exists.
+    app.agents.disconnect(id);
     app.audit(&caller, "device.delete", &id.to_string());
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod agents;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -79,7 +81,6 @@ impl Controller {
         command
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--listen-port", "0"])
             .args(extra_args)
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -87,6 +88,9 @@ impl Controller {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr));
+        if !extra_args.contains(&"--listen-port") {
+            command.args(["--listen-port", "0"]);
+        }
         let mut child = command.spawn().expect("cannot start thymis-controller");
 
         // Read stdout on a thread for the whole life of the process (so it never blocks on a
@@ -146,6 +150,14 @@ impl Controller {
             controller.printed_password = Some(password.to_owned());
         }
         controller
+    }
+
+    /// The controller's process id.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .expect("controller is running")
     }
 
     /// The URL of `path` on this controller.

@@ -2,8 +2,18 @@
 // loopback port with a temporary data directory, and Debian's chromium driven by
 // playwright-core. A failing test leaves a screenshot in e2e-results/.
 
-import { spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import {
+	appendFileSync,
+	cpSync,
+	mkdirSync,
+	mkdtempSync,
+	readdirSync,
+	readFileSync,
+	rmSync,
+	utimesSync,
+	writeFileSync
+} from 'node:fs';
 import { arch, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -170,4 +180,59 @@ export function useControllerAndBrowser() {
 		await running.controller?.stop();
 	});
 	return running;
+}
+
+/** The thymis-agent binary: `$THYMIS_AGENT_BIN`, else next to the controller binary. */
+const agentBinary = () => process.env.THYMIS_AGENT_BIN ?? join(dirname(controllerBinary()), 'thymis-agent');
+
+/**
+ * Starts the real thymis-agent as a simulated device: a temporary `--root` holding the boot
+ * files (the agent `token`, metadata naming `configId`, the controller's public key), a fresh
+ * ed25519 host key and a user database; it ships `<root>/var/log/messages` and samples metrics
+ * every 2 s. `log()` appends a syslog line with a `<PRI>` prefix, `stop()` ends the process.
+ */
+export async function startAgent({ controller, name, token, configId = null }) {
+	const root = mkdtempSync(join(tmpdir(), `thymis-e2e-device-${name}-`));
+	mkdirSync(join(root, 'boot'), { recursive: true });
+	mkdirSync(join(root, 'etc/ssh'), { recursive: true });
+	mkdirSync(join(root, 'var/log'), { recursive: true });
+	writeFileSync(join(root, 'boot/thymis-token.txt'), token);
+	writeFileSync(
+		join(root, 'boot/thymis-metadata.json'),
+		JSON.stringify({ configuration_id: configId, configuration_commit: null, datetime: '2026-01-01 00:00:00' })
+	);
+	cpSync(join(controller.dataDir, 'data/id_thymis.pub'), join(root, 'boot/thymis-controller-ssh-pubkey.txt'));
+	writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+	writeFileSync(join(root, 'etc/group'), 'root:x:0:\n');
+	writeFileSync(join(root, 'var/log/messages'), '');
+	const keyPath = join(root, 'etc/ssh/ssh_host_ed25519_key');
+	execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', '', '-f', keyPath]);
+	const publicKey = readFileSync(`${keyPath}.pub`, 'utf8').split(/\s+/).slice(0, 2).join(' ');
+	const args = ['--root', root, '--log-file', join(root, 'var/log/messages'), '--metrics-interval-secs', '2'];
+	const child = spawn(agentBinary(), args, {
+		env: { ...process.env, CONTROLLER_HOST: controller.url, NOTIFY_SOCKET: '' },
+		stdio: ['ignore', 'ignore', 'pipe']
+	});
+	let output = '';
+	child.stderr.on('data', (chunk) => (output += chunk));
+	const exited = new Promise((resolvePromise) => child.once('exit', resolvePromise));
+	await new Promise((resolvePromise, reject) => {
+		child.once('spawn', resolvePromise);
+		child.once('error', reject);
+	});
+	return {
+		root,
+		publicKey,
+		output: () => output,
+		async log(message, { severity = 6, program = 'e2e' } = {}) {
+			// Facility user (1): priority = 8 + severity.
+			const line = `<${8 + severity}>${new Date().toISOString()} ${name} ${program}[1]: ${message}\n`;
+			appendFileSync(join(root, 'var/log/messages'), line);
+		},
+		async stop() {
+			if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+			await exited;
+			rmSync(root, { recursive: true, force: true });
+		}
+	};
 }

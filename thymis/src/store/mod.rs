@@ -24,6 +24,7 @@
 //! # Ok::<(), thymis::store::StoreError>(())
 //! ```
 
+mod access_records;
 mod device_records;
 mod migrations;
 mod records;
@@ -35,6 +36,7 @@ mod url;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+pub use access_records::AccessClientTokenRecord;
 pub use device_records::{
     AdmissionRecorded, AgentTokenRecord, ConnectionRecord, DeviceRecord, DeviceUpdate,
     HardwareDeviceRecord, IdentityLookup, LatestMetric, LogQuery, LogRecord, MetricSample,
@@ -47,8 +49,8 @@ pub use records::{
 };
 pub use sqlite::SqliteStore;
 pub use task_records::{
-    NewOutput, NewTask, OutputChunk, OutputStream, TaskFilter, TaskProcessRecord,
-    TaskRecord, TaskState, TaskUpdate, UnknownTaskState,
+    NewOutput, NewTask, OutputChunk, OutputStream, TaskFilter, TaskProcessRecord, TaskRecord,
+    TaskState, TaskUpdate, UnknownTaskState,
 };
 pub use token::{hash_token, new_agent_token, new_token};
 pub use url::parse_database_url;
@@ -390,8 +392,23 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<LogRecord>, StoreError>;
 
     /// Deletes up to `batch` log lines older than `cutoff`; returns how many.
-    fn delete_logs_before(&self, cutoff: DateTime<Utc>, batch: usize)
-        -> Result<usize, StoreError>;
+    fn delete_logs_before(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<usize, StoreError>;
+
+    // --- access clients ---
+
+    /// Stores an access-client token for a device by its hash.
+    fn create_access_client_token(
+        &self,
+        token_hash: &str,
+        device_id: Uuid,
+        task_id: Option<Uuid>,
+    ) -> Result<(), StoreError>;
+
+    /// Finds the access-client token with this hash, revoked or not.
+    fn find_access_client_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<AccessClientTokenRecord>, StoreError>;
 }
 
 /// The current time, truncated to the microsecond precision the store keeps, so a record

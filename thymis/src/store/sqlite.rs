@@ -23,17 +23,19 @@ use rusqlite::{
 };
 use uuid::Uuid;
 
+mod access_tokens;
 mod device_data;
 mod devices;
 mod tasks;
 
 use super::token::constant_time_eq;
 use super::{
-    migrations, now, truncate, AdmissionRecorded, AgentTokenRecord, ApiTokenRecord, AuditEntry,
-    ConnectionRecord, DeviceRecord, DeviceUpdate, HardwareDeviceRecord, IdentityLookup,
-    LatestMetric, LogQuery, LogRecord, MetricSample, NewAdmission, NewAgentToken, NewLogEntry,
-    NewOutput, NewSecret, NewSession, NewTask, OutputChunk, SecretRecord, SecretUpdate,
-    SessionRecord, Store, StoreError, TaskFilter, TaskProcessRecord, TaskRecord, TaskUpdate,
+    migrations, now, truncate, AccessClientTokenRecord, AdmissionRecorded, AgentTokenRecord,
+    ApiTokenRecord, AuditEntry, ConnectionRecord, DeviceRecord, DeviceUpdate, HardwareDeviceRecord,
+    IdentityLookup, LatestMetric, LogQuery, LogRecord, MetricSample, NewAdmission, NewAgentToken,
+    NewLogEntry, NewOutput, NewSecret, NewSession, NewTask, OutputChunk, SecretRecord,
+    SecretUpdate, SessionRecord, Store, StoreError, TaskFilter, TaskProcessRecord, TaskRecord,
+    TaskUpdate,
 };
 
 /// How long a connection waits for a lock held by another process before giving up.
@@ -999,12 +1001,24 @@ impl Store for SqliteStore {
         self.read(|conn| device_data::logs_since(conn, device_id, from, limit))
     }
 
-    fn delete_logs_before(
-        &self,
-        cutoff: DateTime<Utc>,
-        batch: usize,
-    ) -> Result<usize, StoreError> {
+    fn delete_logs_before(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<usize, StoreError> {
         self.write(|tx| device_data::delete_logs_before(tx, cutoff, batch))
+    }
+
+    fn create_access_client_token(
+        &self,
+        token_hash: &str,
+        device_id: Uuid,
+        task_id: Option<Uuid>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| access_tokens::create(tx, token_hash, device_id, task_id))
+    }
+
+    fn find_access_client_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<AccessClientTokenRecord>, StoreError> {
+        self.read(|conn| access_tokens::find(conn, token_hash))
     }
 }
 
