@@ -41,7 +41,8 @@ struct Fixture {
 }
 
 fn config(id: &str, modules: Vec<ModuleSettings>, tags: &[&str]) -> Config {
-    let mut all = vec![ModuleSettings::new(DEVICE_MODULE_TYPE).with("device_type", json!("generic-x86_64"))];
+    let mut all =
+        vec![ModuleSettings::new(DEVICE_MODULE_TYPE).with("device_type", json!("generic-x86_64"))];
     all.extend(modules);
     Config {
         display_name: format!("Config {id}"),
@@ -72,7 +73,12 @@ fn fixture() -> Fixture {
     state.configs.push(config("kiosk", vec![], &[]));
     state.configs.push(config("other", vec![], &[]));
     project.replace_state(state, None).unwrap();
-    let registry = DeviceRegistry::new(store.clone(), events.clone(), project.clone(), vault.clone());
+    let registry = DeviceRegistry::new(
+        store.clone(),
+        events.clone(),
+        project.clone(),
+        vault.clone(),
+    );
     let events = events.subscribe();
     Fixture {
         dir,
@@ -87,7 +93,10 @@ fn fixture() -> Fixture {
 impl Fixture {
     /// A new agent token and its id.
     fn token(&self) -> (String, Uuid) {
-        let created = self.registry.create_agent_token("test devices", None).unwrap();
+        let created = self
+            .registry
+            .create_agent_token("test devices", None)
+            .unwrap();
         (created.token, created.record.id)
     }
 
@@ -171,12 +180,18 @@ fn admission_creates_a_device_then_updates_it_by_key() {
     assert_eq!(device.deployed_config_id.as_deref(), Some("kiosk"));
     assert_eq!(device.ram_bytes, Some(4 << 30));
     assert_eq!(device.agent_token_id, Some(token));
-    assert_eq!(device.network_interfaces.as_ref().unwrap()[0].interface, "eth0");
+    assert_eq!(
+        device.network_interfaces.as_ref().unwrap()[0].interface,
+        "eth0"
+    );
     assert!(!device.archived);
     assert!(device.first_seen_at.is_some());
     assert_eq!(device.first_seen_at, device.last_seen_at);
     assert_eq!(info.hardware_devices.len(), 1);
-    assert_eq!(info.hardware_devices[0].hardware_ids["pi-serial-number"], "1000");
+    assert_eq!(
+        info.hardware_devices[0].hardware_ids["pi-serial-number"],
+        "1000"
+    );
     let history = fx.registry.connection_history(device_id).unwrap();
     assert_eq!(history[0].id, first_connection);
     assert_eq!(history[0].ip.as_deref(), Some("192.0.2.7"));
@@ -194,13 +209,19 @@ fn admission_creates_a_device_then_updates_it_by_key() {
     std::thread::sleep(std::time::Duration::from_millis(5));
     let mut again = first.clone();
     again.ram_bytes = None;
-    again.hardware_ids.insert("dmi-product-uuid".into(), "u-1".into());
+    again
+        .hardware_ids
+        .insert("dmi-product-uuid".into(), "u-1".into());
     let (same_id, second_connection) = fx.admitted(&again);
     assert_eq!(same_id, device_id);
     assert_ne!(second_connection, first_connection);
     let device = fx.registry.device(device_id).unwrap();
     assert!(!device.device.archived);
-    assert_eq!(device.device.ram_bytes, Some(4 << 30), "an unknown RAM size keeps the old one");
+    assert_eq!(
+        device.device.ram_bytes,
+        Some(4 << 30),
+        "an unknown RAM size keeps the old one"
+    );
     assert_eq!(device.device.first_seen_at, info.device.first_seen_at);
     assert!(device.device.last_seen_at > info.device.last_seen_at);
     // The hardware row learned the new id.
@@ -220,7 +241,11 @@ fn moved_disks_rekey_and_ambiguous_hardware_is_refused() {
     // Key 1's disk now runs in another Pi: it must make new keys.
     let moved = admission(&key(1), &[("pi-serial-number", "C")], token);
     assert!(matches!(fx.admit(&moved), AdmissionOutcome::Rekey { .. }));
-    assert_eq!(fx.store.connection_history(pi_a, 10).unwrap().len(), 1, "nothing recorded");
+    assert_eq!(
+        fx.store.connection_history(pi_a, 10).unwrap().len(),
+        1,
+        "nothing recorded"
+    );
 
     // Ids that match two different known machines identify nothing.
     let ambiguous = admission(
@@ -237,7 +262,12 @@ fn moved_disks_rekey_and_ambiguous_hardware_is_refused() {
     // A Pi re-flashed (new key, same serial) is a new device on the same hardware.
     let (reflashed, _) = fx.admitted(&admission(&key(4), &[("pi-serial-number", "A")], token));
     assert_ne!(reflashed, pi_a);
-    assert!(fx.registry.device(pi_a).unwrap().hardware_devices.is_empty());
+    assert!(fx
+        .registry
+        .device(pi_a)
+        .unwrap()
+        .hardware_devices
+        .is_empty());
     let hardware = fx.registry.device(reflashed).unwrap().hardware_devices;
     assert_eq!(hardware.len(), 1);
     assert_eq!(hardware[0].device_id, Some(reflashed));
@@ -263,7 +293,10 @@ fn moved_disks_rekey_and_ambiguous_hardware_is_refused() {
     let many: Vec<(String, String)> = (0..20).map(|i| (format!("id-{i}"), "x".into())).collect();
     let mut too_many = admission(&key(6), &[], token);
     too_many.hardware_ids = many.into_iter().collect::<BTreeMap<_, _>>();
-    assert!(matches!(fx.admit(&too_many), AdmissionOutcome::Refused { .. }));
+    assert!(matches!(
+        fx.admit(&too_many),
+        AdmissionOutcome::Refused { .. }
+    ));
 }
 
 #[test]
@@ -294,7 +327,12 @@ fn a_pending_switch_stays_pending_until_the_device_reports_it() {
     unknown.deployed_config_id = None;
     fx.admitted(&unknown);
     assert_eq!(
-        fx.registry.device(id).unwrap().device.deployed_config_id.as_deref(),
+        fx.registry
+            .device(id)
+            .unwrap()
+            .device
+            .deployed_config_id
+            .as_deref(),
         Some("kiosk")
     );
 
@@ -324,7 +362,9 @@ fn connections_open_close_and_are_closed_at_startup() {
     }
     let history = fx.registry.connection_history(id).unwrap();
     assert_eq!(history.len(), 10, "the ten newest");
-    assert!(history.windows(2).all(|w| w[0].connected_at >= w[1].connected_at));
+    assert!(history
+        .windows(2)
+        .all(|w| w[0].connected_at >= w[1].connected_at));
     assert_eq!(open_connections(&fx, id), 1);
     assert_eq!(fx.registry.close_open_connections().unwrap(), 1);
     assert_eq!(open_connections(&fx, id), 0);
@@ -343,8 +383,12 @@ fn keep_alives_are_written_in_one_batch_per_flush() {
     let (_, token) = fx.token();
     let ids: Vec<Uuid> = (0..200)
         .map(|n| {
-            fx.admitted(&admission(&key(n), &[("dmi-product-uuid", &format!("u{n}"))], token))
-                .0
+            fx.admitted(&admission(
+                &key(n),
+                &[("dmi-product-uuid", &format!("u{n}"))],
+                token,
+            ))
+            .0
         })
         .collect();
     let archived = ids[7];
@@ -359,12 +403,18 @@ fn keep_alives_are_written_in_one_batch_per_flush() {
         .unwrap();
     let before = fx.registry.device(ids[0]).unwrap();
     fx.drain();
-    assert_eq!(fx.registry.flush_last_seen().unwrap(), 0, "nothing to write");
+    assert_eq!(
+        fx.registry.flush_last_seen().unwrap(),
+        0,
+        "nothing to write"
+    );
 
     std::thread::sleep(std::time::Duration::from_millis(5));
     // Ten rounds of keep-alives from every device before one flush: one row update each.
     let db = fx.db();
-    let version_before: i64 = db.pragma_query_value(None, "data_version", |r| r.get(0)).unwrap();
+    let version_before: i64 = db
+        .pragma_query_value(None, "data_version", |r| r.get(0))
+        .unwrap();
     for _ in 0..10 {
         for id in &ids {
             fx.registry.keep_alive(*id);
@@ -373,7 +423,9 @@ fn keep_alives_are_written_in_one_batch_per_flush() {
     // A keep-alive of a deleted device is ignored.
     fx.registry.keep_alive(Uuid::new_v4());
     assert_eq!(fx.registry.flush_last_seen().unwrap(), 201);
-    let version_after: i64 = db.pragma_query_value(None, "data_version", |r| r.get(0)).unwrap();
+    let version_after: i64 = db
+        .pragma_query_value(None, "data_version", |r| r.get(0))
+        .unwrap();
     assert_ne!(version_before, version_after, "the flush committed");
 
     let after = fx.registry.device(ids[0]).unwrap();
@@ -402,7 +454,12 @@ fn metrics_are_averaged_in_epoch_aligned_buckets() {
     let now = Utc::now();
     let hour = now.duration_trunc(Duration::hours(1)).unwrap() - Duration::hours(3);
     fx.drain();
-    for (offset, cpu) in [(10, 10.0), (20 * 60, 30.0), (3600 + 300, 50.0), (3600 + 16 * 60, 70.0)] {
+    for (offset, cpu) in [
+        (10, 10.0),
+        (20 * 60, 30.0),
+        (3600 + 300, 50.0),
+        (3600 + 16 * 60, 70.0),
+    ] {
         let at = hour + Duration::seconds(offset);
         fx.registry
             .record_metrics(id, &metrics_at(at, cpu, cpu / 2.0, 150.0))
@@ -411,10 +468,16 @@ fn metrics_are_averaged_in_epoch_aligned_buckets() {
     assert_eq!(fx.drain(), vec![Event::DeviceMetrics(id); 4]);
     // Outside the 168 h window.
     fx.registry
-        .record_metrics(id, &metrics_at(now - Duration::hours(200), 99.0, 99.0, 99.0))
+        .record_metrics(
+            id,
+            &metrics_at(now - Duration::hours(200), 99.0, 99.0, 99.0),
+        )
         .unwrap();
 
-    let hourly = fx.registry.metrics(id, now, 168, MetricGranularity::OneHour).unwrap();
+    let hourly = fx
+        .registry
+        .metrics(id, now, 168, MetricGranularity::OneHour)
+        .unwrap();
     assert_eq!(hourly.len(), 2);
     assert_eq!(hourly[0].at, hour);
     assert_eq!(hourly[0].cpu_percent, 20.0);
@@ -437,9 +500,18 @@ fn metrics_are_averaged_in_epoch_aligned_buckets() {
             Duration::minutes(75)
         ]
     );
-    let daily = fx.registry.metrics(id, now, 168, MetricGranularity::OneDay).unwrap();
+    let daily = fx
+        .registry
+        .metrics(id, now, 168, MetricGranularity::OneDay)
+        .unwrap();
     assert!(daily.iter().all(|s| s.at.timestamp() % 86_400 == 0));
-    assert_eq!(fx.registry.metrics(id, now, 1, MetricGranularity::OneMinute).unwrap().len(), 0);
+    assert_eq!(
+        fx.registry
+            .metrics(id, now, 1, MetricGranularity::OneMinute)
+            .unwrap()
+            .len(),
+        0
+    );
 
     // The newest sample shows in the fleet view.
     let latest = fx.registry.latest_metrics().unwrap();
@@ -452,7 +524,8 @@ fn metrics_are_averaged_in_epoch_aligned_buckets() {
         Err(DeviceError::Invalid(_))
     ));
     assert!(matches!(
-        fx.registry.metrics(id, now, 169, MetricGranularity::OneHour),
+        fx.registry
+            .metrics(id, now, 169, MetricGranularity::OneHour),
         Err(DeviceError::Invalid(_))
     ));
     assert!(matches!(
@@ -462,9 +535,15 @@ fn metrics_are_averaged_in_epoch_aligned_buckets() {
     ));
     let mut bad = metrics_at(now, 1.0, 1.0, 1.0);
     bad.timestamp = "soon".into();
-    assert!(matches!(fx.registry.record_metrics(id, &bad), Err(DeviceError::Invalid(_))));
+    assert!(matches!(
+        fx.registry.record_metrics(id, &bad),
+        Err(DeviceError::Invalid(_))
+    ));
     let nan = metrics_at(now, f64::NAN, 1.0, 1.0);
-    assert!(matches!(fx.registry.record_metrics(id, &nan), Err(DeviceError::Invalid(_))));
+    assert!(matches!(
+        fx.registry.record_metrics(id, &nan),
+        Err(DeviceError::Invalid(_))
+    ));
     assert!(matches!(
         fx.registry
             .record_metrics(Uuid::new_v4(), &metrics_at(now, 1.0, 1.0, 1.0)),
@@ -515,17 +594,59 @@ fn logs_are_upserted_once_and_filtered() {
     let base = Utc::now() - Duration::hours(1);
     let at = |minutes: i64| base + Duration::minutes(minutes);
     let mut entries = vec![
-        log("00000000-0000-4000-8000-000000000001", at(0), 6, "sshd", "Accepted key"),
-        log("00000000-0000-4000-8000-000000000002", at(1), 3, "nginx", "upstream FAILED 50% of time"),
-        log("00000000-0000-4000-8000-000000000003", at(2), 2, "kernel", "oops"),
-        log("00000000000040008000000000000004", at(3), 7, "sshd-session", "debug line"),
-        log("00000000-0000-4000-8000-000000000005", at(4), 4, "nginx", "warning: failed once"),
+        log(
+            "00000000-0000-4000-8000-000000000001",
+            at(0),
+            6,
+            "sshd",
+            "Accepted key",
+        ),
+        log(
+            "00000000-0000-4000-8000-000000000002",
+            at(1),
+            3,
+            "nginx",
+            "upstream FAILED 50% of time",
+        ),
+        log(
+            "00000000-0000-4000-8000-000000000003",
+            at(2),
+            2,
+            "kernel",
+            "oops",
+        ),
+        log(
+            "00000000000040008000000000000004",
+            at(3),
+            7,
+            "sshd-session",
+            "debug line",
+        ),
+        log(
+            "00000000-0000-4000-8000-000000000005",
+            at(4),
+            4,
+            "nginx",
+            "warning: failed once",
+        ),
     ];
-    let mut clamped = log("00000000-0000-4000-8000-000000000006", at(5), 6, "app", &"x".repeat(70_000));
+    let mut clamped = log(
+        "00000000-0000-4000-8000-000000000006",
+        at(5),
+        6,
+        "app",
+        &"x".repeat(70_000),
+    );
     clamped.severity = Some(12);
     clamped.facility = Some(99);
     entries.push(clamped);
-    let mut bad_time = log("00000000-0000-4000-8000-000000000007", at(6), 6, "app", "never");
+    let mut bad_time = log(
+        "00000000-0000-4000-8000-000000000007",
+        at(6),
+        6,
+        "app",
+        "never",
+    );
     bad_time.timestamp = "last tuesday".into();
     entries.push(bad_time);
     entries.push(log("not a uuid!", at(7), 6, "app", "never"));
@@ -559,9 +680,18 @@ fn logs_are_upserted_once_and_filtered() {
     let first = all.iter().find(|l| l.id.ends_with("000000000001")).unwrap();
     assert_eq!(first.message, "Accepted key (resent)");
     assert_eq!(first.hostname.as_deref(), Some("kiosk-1"));
-    let rsyslog_id = all.iter().find(|l| l.program.as_deref() == Some("sshd-session")).unwrap();
-    assert_eq!(rsyslog_id.id, "00000000-0000-4000-8000-000000000004", "hyphenated uuid");
-    let long = all.iter().find(|l| l.program.as_deref() == Some("app")).unwrap();
+    let rsyslog_id = all
+        .iter()
+        .find(|l| l.program.as_deref() == Some("sshd-session"))
+        .unwrap();
+    assert_eq!(
+        rsyslog_id.id, "00000000-0000-4000-8000-000000000004",
+        "hyphenated uuid"
+    );
+    let long = all
+        .iter()
+        .find(|l| l.program.as_deref() == Some("app"))
+        .unwrap();
     assert_eq!(long.message.len(), 64 * 1024);
     assert_eq!((long.severity, long.facility), (Some(7), Some(23)));
 
@@ -653,9 +783,17 @@ fn logs_are_upserted_once_and_filtered() {
     let download = fx.registry.log_download(id, 2).unwrap();
     let lines: Vec<&str> = download.text.lines().collect();
     assert_eq!(lines.len(), 3);
-    assert!(lines[0].ends_with(" kiosk-1 sshd-session[1]: debug line"), "{}", lines[0]);
+    assert!(
+        lines[0].ends_with(" kiosk-1 sshd-session[1]: debug line"),
+        "{}",
+        lines[0]
+    );
     assert!(lines[2].contains(" kiosk-1 app[1]: xxx"));
-    assert!(download.filename.starts_with("logs_kiosk_"), "{}", download.filename);
+    assert!(
+        download.filename.starts_with("logs_kiosk_"),
+        "{}",
+        download.filename
+    );
     assert!(matches!(
         fx.registry.log_download(id, 0),
         Err(DeviceError::Invalid(_))
@@ -666,8 +804,19 @@ fn logs_are_upserted_once_and_filtered() {
 fn logs_of_an_unknown_key_join_the_device_when_it_is_admitted() {
     let fx = fixture();
     let (_, token) = fx.token();
-    let line = log("00000000-0000-4000-8000-0000000000aa", Utc::now(), 6, "early", "boot");
-    assert_eq!(fx.registry.record_logs(None, &key(9), None, &[line]).unwrap(), 1);
+    let line = log(
+        "00000000-0000-4000-8000-0000000000aa",
+        Utc::now(),
+        6,
+        "early",
+        "boot",
+    );
+    assert_eq!(
+        fx.registry
+            .record_logs(None, &key(9), None, &[line])
+            .unwrap(),
+        1
+    );
     let (id, _) = fx.admitted(&admission(&key(9), &[], token));
     assert_eq!(fx.registry.logs(id, &LogQuery::default()).unwrap().len(), 1);
 }
@@ -689,9 +838,19 @@ fn retention_deletes_old_metrics_and_logs_in_batches() {
             log(&Uuid::new_v4().to_string(), at, 6, "old", "old line")
         })
         .collect();
-    fx.registry.record_logs(Some(id), &key(1), None, &old).unwrap();
-    let recent = log(&Uuid::new_v4().to_string(), now - Duration::days(6), 6, "new", "kept");
-    fx.registry.record_logs(Some(id), &key(1), None, &[recent]).unwrap();
+    fx.registry
+        .record_logs(Some(id), &key(1), None, &old)
+        .unwrap();
+    let recent = log(
+        &Uuid::new_v4().to_string(),
+        now - Duration::days(6),
+        6,
+        "new",
+        "kept",
+    );
+    fx.registry
+        .record_logs(Some(id), &key(1), None, &[recent])
+        .unwrap();
 
     let counts = fx.registry.prune(now).unwrap();
     assert_eq!((counts.metrics, counts.logs), (1, 25_000));
@@ -707,7 +866,10 @@ fn retention_deletes_old_metrics_and_logs_in_batches() {
         .unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].message, "kept");
-    let samples = fx.registry.metrics(id, now, 168, MetricGranularity::OneDay).unwrap();
+    let samples = fx
+        .registry
+        .metrics(id, now, 168, MetricGranularity::OneDay)
+        .unwrap();
     assert_eq!(samples.len(), 1, "29 days is outside the chart but kept");
     let kept: i64 = fx
         .db()
@@ -736,34 +898,57 @@ fn agent_tokens_are_stored_hashed_revocable_and_track_use() {
         .unwrap();
     assert_eq!(fx.drain(), vec![Event::AgentTokensChanged]);
     let token = created.token.clone();
-    assert!(token.starts_with("thymis-") && token.len() == 7 + 128, "{token}");
+    assert!(
+        token.starts_with("thymis-") && token.len() == 7 + 128,
+        "{token}"
+    );
     assert_eq!(created.record.name, "Lab bench");
     assert_eq!(created.record.original_config_id.as_deref(), Some("kiosk"));
-    assert!(!format!("{created:?}").contains(&token), "Debug hides the token");
+    assert!(
+        !format!("{created:?}").contains(&token),
+        "Debug hides the token"
+    );
     let stored_hash: String = fx
         .db()
         .query_row("SELECT token_hash FROM agent_tokens", [], |r| r.get(0))
         .unwrap();
     assert_eq!(stored_hash, hash_token(&token));
     for file in ["thymis.sqlite", "thymis.sqlite-wal"] {
-        assert!(!file_contains(&fx.dir.path().join(file), &token), "{file} holds the token");
+        assert!(
+            !file_contains(&fx.dir.path().join(file), &token),
+            "{file} holds the token"
+        );
     }
 
     assert_eq!(fx.registry.agent_tokens().unwrap()[0].last_used_at, None);
     let found = fx.registry.check_agent_token(&token).unwrap().unwrap();
     assert_eq!(found.id, created.record.id);
     assert!(found.last_used_at.is_some());
-    assert_eq!(fx.registry.agent_tokens().unwrap()[0].last_used_at, found.last_used_at);
-    assert!(fx.registry.check_agent_token("thymis-00").unwrap().is_none());
+    assert_eq!(
+        fx.registry.agent_tokens().unwrap()[0].last_used_at,
+        found.last_used_at
+    );
+    assert!(fx
+        .registry
+        .check_agent_token("thymis-00")
+        .unwrap()
+        .is_none());
 
     // Log uploads need the token the device was admitted with.
     let (device, _) = fx.admitted(&admission(&key(1), &[], created.record.id));
     let other = fx.registry.create_agent_token("other", None).unwrap();
     assert_eq!(
-        fx.registry.log_sender(&token, &key(1)).unwrap().map(|d| d.id),
+        fx.registry
+            .log_sender(&token, &key(1))
+            .unwrap()
+            .map(|d| d.id),
         Some(device)
     );
-    assert!(fx.registry.log_sender(&other.token, &key(1)).unwrap().is_none());
+    assert!(fx
+        .registry
+        .log_sender(&other.token, &key(1))
+        .unwrap()
+        .is_none());
     assert!(fx.registry.log_sender(&token, &key(2)).unwrap().is_none());
 
     let revoked = fx.registry.revoke_agent_token(created.record.id).unwrap();
@@ -780,7 +965,13 @@ fn agent_tokens_are_stored_hashed_revocable_and_track_use() {
     ));
     assert_eq!(fx.registry.agent_tokens().unwrap().len(), 2);
 
-    for (name, config) in [("", None), ("   ", None), (&*"n".repeat(101), None), ("a\nb", None), ("ok", Some("nope"))] {
+    for (name, config) in [
+        ("", None),
+        ("   ", None),
+        (&*"n".repeat(101), None),
+        ("a\nb", None),
+        ("ok", Some("nope")),
+    ] {
         assert!(
             matches!(
                 fx.registry.create_agent_token(name, config),
@@ -797,9 +988,8 @@ fn agent_tokens_are_stored_hashed_revocable_and_track_use() {
 #[test]
 fn hostnames_come_from_the_device_then_its_config_then_the_default() {
     let fx = fixture();
-    let device_module = |name: &str| {
-        ModuleSettings::new(DEVICE_MODULE_TYPE).with("device_name", json!(name))
-    };
+    let device_module =
+        |name: &str| ModuleSettings::new(DEVICE_MODULE_TYPE).with("device_name", json!(name));
     let mut state = State::default();
     for (id, priority, name) in [("late", 90, "late-tag"), ("early", 60, "Early Tag!")] {
         state.tags.push(Tag {
@@ -826,9 +1016,18 @@ fn hostnames_come_from_the_device_then_its_config_then_the_default() {
         fx.admitted(&a).0
     };
     // A tag with a lower priority number beats the config's own setting (80).
-    assert_eq!(fx.registry.hostname_for(device(1, Some("named"))).unwrap(), "early-tag");
-    assert_eq!(fx.registry.hostname_for(device(2, Some("tagged"))).unwrap(), "late-tag");
-    assert_eq!(fx.registry.hostname_for(device(3, Some("plain"))).unwrap(), "thymis");
+    assert_eq!(
+        fx.registry.hostname_for(device(1, Some("named"))).unwrap(),
+        "early-tag"
+    );
+    assert_eq!(
+        fx.registry.hostname_for(device(2, Some("tagged"))).unwrap(),
+        "late-tag"
+    );
+    assert_eq!(
+        fx.registry.hostname_for(device(3, Some("plain"))).unwrap(),
+        "thymis"
+    );
     assert_eq!(fx.registry.hostname_for(device(4, None)).unwrap(), "thymis");
     let renamed = device(5, Some("named"));
     fx.registry
@@ -840,7 +1039,10 @@ fn hostnames_come_from_the_device_then_its_config_then_the_default() {
             },
         )
         .unwrap();
-    assert_eq!(fx.registry.hostname_for(renamed).unwrap(), "lobby-screen--2");
+    assert_eq!(
+        fx.registry.hostname_for(renamed).unwrap(),
+        "lobby-screen--2"
+    );
     assert!(matches!(
         fx.registry.hostname_for(Uuid::new_v4()),
         Err(DeviceError::NotFound { .. })
@@ -879,7 +1081,11 @@ fn secrets_are_encrypted_to_the_device_host_key() {
             .to_string()
     };
     let api_key = secret("api key", "s3cret-value", SecretProcessing::None);
-    let password = secret("root password", "hunter2", SecretProcessing::MkpasswdYescrypt);
+    let password = secret(
+        "root password",
+        "hunter2",
+        SecretProcessing::MkpasswdYescrypt,
+    );
     let deleted = secret("gone", "x", SecretProcessing::None);
     fx.vault.delete(deleted.parse().unwrap()).unwrap();
     let mut state = State::default();
@@ -903,7 +1109,11 @@ fn secrets_are_encrypted_to_the_device_host_key() {
     let (private, public) = host_key(keys.path());
     let (_, token) = fx.token();
     let (id, _) = fx.admitted(&admission(&public, &[], token));
-    let message = fx.registry.secrets_for(id).unwrap().expect("the config is known");
+    let message = fx
+        .registry
+        .secrets_for(id)
+        .unwrap()
+        .expect("the config is known");
     assert_eq!(message.secrets.len(), 2, "the deleted secret is left out");
     let pem = std::fs::read(&private).unwrap();
     let open = |id: &str| {
@@ -915,7 +1125,10 @@ fn secrets_are_encrypted_to_the_device_host_key() {
     };
     assert_eq!(open(&api_key), "s3cret-value");
     let hash = open(&password);
-    assert!(hash.starts_with("$y$"), "processed to a yescrypt hash: {hash}");
+    assert!(
+        hash.starts_with("$y$"),
+        "processed to a yescrypt hash: {hash}"
+    );
     let info = message
         .secret_infos
         .iter()
@@ -923,7 +1136,11 @@ fn secrets_are_encrypted_to_the_device_host_key() {
         .unwrap();
     assert_eq!(info.path, "/run/app/key");
     assert_eq!(
-        (info.owner.as_deref(), info.group.as_deref(), info.mode.as_deref()),
+        (
+            info.owner.as_deref(),
+            info.group.as_deref(),
+            info.mode.as_deref()
+        ),
         (Some("app"), Some("app"), Some("0440"))
     );
     assert!(message
@@ -1008,12 +1225,18 @@ fn edits_apply_only_given_fields_and_deletes_remove_history() {
         ssh_public_key: Some(key(2)),
         ..DeviceUpdate::default()
     };
-    assert!(matches!(fx.registry.update(id, taken), Err(DeviceError::Conflict(_))));
+    assert!(matches!(
+        fx.registry.update(id, taken),
+        Err(DeviceError::Conflict(_))
+    ));
     let bad_name = DeviceUpdate {
         name: Some(Some("a\u{7}b".into())),
         ..DeviceUpdate::default()
     };
-    assert!(matches!(fx.registry.update(id, bad_name), Err(DeviceError::Invalid(_))));
+    assert!(matches!(
+        fx.registry.update(id, bad_name),
+        Err(DeviceError::Invalid(_))
+    ));
     assert!(matches!(
         fx.registry.update(Uuid::new_v4(), DeviceUpdate::default()),
         Err(DeviceError::NotFound { .. })
@@ -1023,13 +1246,24 @@ fn edits_apply_only_given_fields_and_deletes_remove_history() {
         .record_metrics(id, &metrics_at(Utc::now(), 1.0, 1.0, 1.0))
         .unwrap();
     fx.registry
-        .record_logs(Some(id), &key(1), None, &[log(&Uuid::new_v4().to_string(), Utc::now(), 6, "a", "b")])
+        .record_logs(
+            Some(id),
+            &key(1),
+            None,
+            &[log(&Uuid::new_v4().to_string(), Utc::now(), 6, "a", "b")],
+        )
         .unwrap();
     fx.drain();
     fx.registry.delete(id).unwrap();
     assert_eq!(fx.drain(), vec![Event::DeviceDeleted(id)]);
-    assert!(matches!(fx.registry.device(id), Err(DeviceError::NotFound { .. })));
-    assert!(matches!(fx.registry.delete(id), Err(DeviceError::NotFound { .. })));
+    assert!(matches!(
+        fx.registry.device(id),
+        Err(DeviceError::NotFound { .. })
+    ));
+    assert!(matches!(
+        fx.registry.delete(id),
+        Err(DeviceError::NotFound { .. })
+    ));
     let db = fx.db();
     for table in ["agent_connections", "device_metrics", "device_logs"] {
         let left: i64 = db
@@ -1052,7 +1286,12 @@ fn fleet_views_count_connections_and_raise_alerts() {
     let fx = fixture();
     let (_, token) = fx.token();
     let mut ids = Vec::new();
-    for (n, name) in [(1, "b-stable"), (2, "a-flapping"), (3, "c-archived"), (4, "offline")] {
+    for (n, name) in [
+        (1, "b-stable"),
+        (2, "a-flapping"),
+        (3, "c-archived"),
+        (4, "offline"),
+    ] {
         let (id, connection) = fx.admitted(&admission(&key(n), &[], token));
         fx.registry.disconnected(id, connection).unwrap();
         fx.registry
@@ -1069,7 +1308,9 @@ fn fleet_views_count_connections_and_raise_alerts() {
     }
     let (stable, flapping, archived, offline) = (ids[0], ids[1], ids[2], ids[3]);
     // Connection rows are wiped so the scenario below is all there is.
-    fx.db().execute("DELETE FROM agent_connections", []).unwrap();
+    fx.db()
+        .execute("DELETE FROM agent_connections", [])
+        .unwrap();
     let now = Utc::now();
     let hours_ago = |h: i64| now - Duration::hours(h);
     let connect = |id: Uuid, from: DateTime<Utc>, to: Option<DateTime<Utc>>| {
@@ -1091,10 +1332,16 @@ fn fleet_views_count_connections_and_raise_alerts() {
     // (Touching clears `archived`, so the archived device is left alone.)
     fx.store.touch_devices(&[stable], now).unwrap();
     fx.registry
-        .record_metrics(stable, &metrics_at(now - Duration::minutes(1), 95.0, 85.0, 10.0))
+        .record_metrics(
+            stable,
+            &metrics_at(now - Duration::minutes(1), 95.0, 85.0, 10.0),
+        )
         .unwrap();
     fx.registry
-        .record_metrics(offline, &metrics_at(now - Duration::hours(30), 99.0, 99.0, 99.0))
+        .record_metrics(
+            offline,
+            &metrics_at(now - Duration::hours(30), 99.0, 99.0, 99.0),
+        )
         .unwrap();
 
     let series = fx.registry.connectivity(now, 24, 24).unwrap();
@@ -1106,11 +1353,23 @@ fn fleet_views_count_connections_and_raise_alerts() {
 
     let matrix = fx.registry.availability(now, 24, 24).unwrap();
     assert_eq!(matrix.timestamps.len(), 25);
-    let names: Vec<_> = matrix.devices.iter().map(|r| r.name.clone().unwrap()).collect();
-    assert_eq!(names, vec!["a-flapping", "b-stable", "offline"], "archived left out");
+    let names: Vec<_> = matrix
+        .devices
+        .iter()
+        .map(|r| r.name.clone().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["a-flapping", "b-stable", "offline"],
+        "archived left out"
+    );
     assert!(matrix.devices[1].states.iter().all(|s| *s));
     assert!(matrix.devices[2].states.iter().all(|s| !*s));
-    assert_eq!(matrix.devices[0].states.iter().filter(|s| **s).count(), 0, "short visits between samples");
+    assert_eq!(
+        matrix.devices[0].states.iter().filter(|s| **s).count(),
+        0,
+        "short visits between samples"
+    );
 
     let alerts = fx.registry.alerts(now).unwrap();
     let summary: Vec<(Uuid, &str, &str)> = alerts

@@ -123,9 +123,7 @@ pub fn sample_points(from: DateTime<Utc>, to: DateTime<Utc>, buckets: u32) -> Ve
     let buckets = buckets.max(1);
     let span_micros = (to - from).num_microseconds().unwrap_or(0);
     (0..=buckets)
-        .map(|i| {
-            from + Duration::microseconds(span_micros * i64::from(i) / i64::from(buckets))
-        })
+        .map(|i| from + Duration::microseconds(span_micros * i64::from(i) / i64::from(buckets)))
         .collect()
 }
 
@@ -242,7 +240,10 @@ pub fn alerts(
 
     let since = now - Duration::hours(FLAPPING_WINDOW_HOURS);
     let mut connects: HashMap<Uuid, usize> = HashMap::new();
-    for connection in recent_connections.iter().filter(|c| c.connected_at >= since) {
+    for connection in recent_connections
+        .iter()
+        .filter(|c| c.connected_at >= since)
+    {
         *connects.entry(connection.device_id).or_default() += 1;
     }
     for (device_id, count) in connects {

@@ -366,9 +366,7 @@ impl DeviceRegistry {
     /// were archived: a moving `last_seen` of an online device is not worth a dashboard reload.
     /// Returns how many devices were written.
     pub fn flush_last_seen(&self) -> Result<usize, DeviceError> {
-        let ids: Vec<Uuid> = std::mem::take(&mut *lock(&self.seen))
-            .into_iter()
-            .collect();
+        let ids: Vec<Uuid> = std::mem::take(&mut *lock(&self.seen)).into_iter().collect();
         if ids.is_empty() {
             return Ok(0);
         }
@@ -521,7 +519,9 @@ impl DeviceRegistry {
     // --- devices in the dashboard ---
 
     fn get(&self, id: Uuid) -> Result<DeviceRecord, DeviceError> {
-        self.store.get_device(id)?.ok_or_else(|| device_not_found(id))
+        self.store
+            .get_device(id)?
+            .ok_or_else(|| device_not_found(id))
     }
 
     fn with_hardware(&self, devices: Vec<DeviceRecord>) -> Result<Vec<DeviceInfo>, DeviceError> {
@@ -577,10 +577,30 @@ impl DeviceRegistry {
             ("name", &mut update.name, 255, false),
             ("location", &mut update.location, 255, false),
             ("notes", &mut update.notes, 64 * 1024, true),
-            ("deployed_config_id", &mut update.deployed_config_id, 255, false),
-            ("deployed_config_commit", &mut update.deployed_config_commit, 255, false),
-            ("pending_config_id", &mut update.pending_config_id, 255, false),
-            ("reachable_deployed_host", &mut update.reachable_deployed_host, 255, false),
+            (
+                "deployed_config_id",
+                &mut update.deployed_config_id,
+                255,
+                false,
+            ),
+            (
+                "deployed_config_commit",
+                &mut update.deployed_config_commit,
+                255,
+                false,
+            ),
+            (
+                "pending_config_id",
+                &mut update.pending_config_id,
+                255,
+                false,
+            ),
+            (
+                "reachable_deployed_host",
+                &mut update.reachable_deployed_host,
+                255,
+                false,
+            ),
         ];
         for (field, change, max, multi_line) in fields {
             if let Some(value) = change.take() {
@@ -744,7 +764,9 @@ impl DeviceRegistry {
     ) -> Result<AgentTokenCreated, DeviceError> {
         let name = name.trim();
         if name.is_empty() {
-            return Err(DeviceError::Invalid("the name must not be empty".to_owned()));
+            return Err(DeviceError::Invalid(
+                "the name must not be empty".to_owned(),
+            ));
         }
         validate::text_field("name", name, 100, false).map_err(DeviceError::Invalid)?;
         if let Some(config_id) = config_id {

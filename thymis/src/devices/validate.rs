@@ -130,7 +130,9 @@ pub fn hardware_ids(ids: &std::collections::BTreeMap<String, String>) -> Result<
         ));
     }
     for (key, value) in ids {
-        if key.is_empty() || key.len() > MAX_HARDWARE_ID_BYTES || value.len() > MAX_HARDWARE_ID_BYTES
+        if key.is_empty()
+            || key.len() > MAX_HARDWARE_ID_BYTES
+            || value.len() > MAX_HARDWARE_ID_BYTES
         {
             return Err(format!(
                 "hardware id {:?} is empty or too long",

@@ -47,8 +47,8 @@ pub use records::{
 };
 pub use sqlite::SqliteStore;
 pub use task_records::{
-    NewOutput, NewTask, OutputChunk, OutputStream, TaskFilter, TaskProcessRecord,
-    TaskRecord, TaskState, TaskUpdate, UnknownTaskState,
+    NewOutput, NewTask, OutputChunk, OutputStream, TaskFilter, TaskProcessRecord, TaskRecord,
+    TaskState, TaskUpdate, UnknownTaskState,
 };
 pub use token::{hash_token, new_agent_token, new_token};
 pub use url::parse_database_url;
@@ -390,8 +390,7 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<LogRecord>, StoreError>;
 
     /// Deletes up to `batch` log lines older than `cutoff`; returns how many.
-    fn delete_logs_before(&self, cutoff: DateTime<Utc>, batch: usize)
-        -> Result<usize, StoreError>;
+    fn delete_logs_before(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<usize, StoreError>;
 }
 
 /// The current time, truncated to the microsecond precision the store keeps, so a record

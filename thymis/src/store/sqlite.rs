@@ -999,11 +999,7 @@ impl Store for SqliteStore {
         self.read(|conn| device_data::logs_since(conn, device_id, from, limit))
     }
 
-    fn delete_logs_before(
-        &self,
-        cutoff: DateTime<Utc>,
-        batch: usize,
-    ) -> Result<usize, StoreError> {
+    fn delete_logs_before(&self, cutoff: DateTime<Utc>, batch: usize) -> Result<usize, StoreError> {
         self.write(|tx| device_data::delete_logs_before(tx, cutoff, batch))
     }
 }

@@ -22,7 +22,10 @@ fn metric_values(sample: &MetricSample) -> String {
 }
 
 fn percent(values: &serde_json::Value, key: &str) -> f64 {
-    values.get(key).and_then(serde_json::Value::as_f64).unwrap_or(0.0)
+    values
+        .get(key)
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(0.0)
 }
 
 pub(super) fn insert_metric(

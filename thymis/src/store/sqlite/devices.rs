@@ -236,8 +236,9 @@ pub(super) fn list_devices(
             rows.collect::<Result<_, _>>()?
         }
         None => {
-            let mut stmt =
-                conn.prepare(&format!("SELECT {DEVICE_COLUMNS} FROM devices {DEVICE_ORDER}"))?;
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices {DEVICE_ORDER}"
+            ))?;
             let rows = stmt.query_map([], device_row)?;
             rows.collect::<Result<_, _>>()?
         }
@@ -372,9 +373,8 @@ const HARDWARE_COLUMNS: &str = "id, device_id, hardware_ids, last_seen_at";
 
 fn hardware_row(row: &Row<'_>) -> rusqlite::Result<HardwareDeviceRecord> {
     // Upstream allowed null values; only text values identify hardware.
-    let ids: BTreeMap<String, serde_json::Value> =
-        serde_json::from_str(&row.get::<_, String>(2)?)
-            .map_err(|err| bad_column(2, Type::Text, err))?;
+    let ids: BTreeMap<String, serde_json::Value> = serde_json::from_str(&row.get::<_, String>(2)?)
+        .map_err(|err| bad_column(2, Type::Text, err))?;
     Ok(HardwareDeviceRecord {
         id: get_parsed(row, 0)?,
         device_id: get_opt_uuid(row, 1)?,

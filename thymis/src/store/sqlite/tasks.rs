@@ -5,8 +5,8 @@ use uuid::Uuid;
 
 use super::{get_json, get_opt_ts, get_parsed, get_ts, ts};
 use crate::store::{
-    now, NewOutput, NewTask, OutputChunk, StoreError, TaskFilter,
-    TaskProcessRecord, TaskRecord, TaskState, TaskUpdate,
+    now, NewOutput, NewTask, OutputChunk, StoreError, TaskFilter, TaskProcessRecord, TaskRecord,
+    TaskState, TaskUpdate,
 };
 
 const TASK_COLUMNS: &str = "id, kind, state, submission_data, submitted_by, parent_id, \
