@@ -321,10 +321,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await?;
     // Last keep-alives, and the connections end with the controller.
     tokio::task::spawn_blocking(move || {
-        devices.flush_last_seen()?;
-        devices.close_open_connections()
+        if let Err(err) = devices.flush_last_seen() {
+            tracing::warn!(error = %err, "writing the last keep-alives failed");
+        }
+        if let Err(err) = devices.close_open_connections() {
+            tracing::warn!(error = %err, "closing the agent connection rows failed");
+        }
     })
-    .await??;
+    .await?;
     Ok(())
 }
 

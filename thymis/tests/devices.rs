@@ -1399,3 +1399,43 @@ fn fleet_views_count_connections_and_raise_alerts() {
         ));
     }
 }
+
+#[test]
+fn devices_are_listed_in_upstreams_order() {
+    let fx = fixture();
+    let (_, token) = fx.token();
+    let ids: Vec<Uuid> = (0..5)
+        .map(|n| fx.admitted(&admission(&key(n), &[], token)).0)
+        .collect();
+    // (first seen, last seen, config, commit) per device, written directly to get ties.
+    let rows = [
+        (Some("2024-01-02"), Some("2024-01-05"), Some("b"), None),
+        (
+            Some("2024-01-02"),
+            Some("2024-01-05"),
+            Some("b"),
+            Some("c1"),
+        ),
+        (Some("2024-01-02"), Some("2024-01-05"), Some("a"), None),
+        (Some("2024-01-02"), None, None, None),
+        (None, None, None, None),
+    ];
+    let db = fx.db();
+    for (id, (first, last, config, commit)) in ids.iter().zip(rows) {
+        let ts = |d: Option<&str>| d.map(|d| format!("{d}T00:00:00.000000Z"));
+        db.execute(
+            "UPDATE devices SET first_seen_at = ?1, last_seen_at = ?2, deployed_config_id = ?3, \
+             deployed_config_commit = ?4 WHERE id = ?5",
+            rusqlite::params![ts(first), ts(last), config, commit, id.to_string()],
+        )
+        .unwrap();
+    }
+    let listed: Vec<Uuid> = fx
+        .registry
+        .devices()
+        .unwrap()
+        .iter()
+        .map(|d| d.device.id)
+        .collect();
+    assert_eq!(listed, vec![ids[2], ids[1], ids[0], ids[3], ids[4]]);
+}
