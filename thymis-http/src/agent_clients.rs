@@ -171,11 +171,11 @@ async fn pump(socket: WebSocket, stream: RelayStream, binary: bool) {
     let to_device = async {
         while let Some(Ok(message)) = source.next().await {
             let bytes = match message {
-                Message::Binary(bytes) if binary => bytes.to_vec(),
+                Message::Binary(bytes) if binary => bytes,
                 Message::Text(text) if !binary => match decode::<AccessClientMessage>(&text) {
                     Ok(AccessClientMessage::TcpData { data_base64 }) => {
                         match base64::engine::general_purpose::STANDARD.decode(data_base64) {
-                            Ok(bytes) => bytes,
+                            Ok(bytes) => bytes::Bytes::from(bytes),
                             Err(_) => break,
                         }
                     }

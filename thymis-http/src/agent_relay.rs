@@ -14,6 +14,9 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 
+/// Read and write buffer of each agent socket.
+const IO_BUFFER_BYTES: usize = 16 * 1024;
+
 /// The route of this module.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(relay))
@@ -28,7 +31,11 @@ async fn relay(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // Small buffers: an idle agent should cost kilobytes (10,000 agents on one controller),
+    // and relay frames are at most 64 KiB anyway.
     upgrade
+        .read_buffer_size(IO_BUFFER_BYTES)
+        .write_buffer_size(IO_BUFFER_BYTES)
         .max_message_size(thymis_protocol_limit())
         .max_frame_size(thymis_protocol_limit())
         .on_upgrade(move |socket| serve(socket, app, peer))

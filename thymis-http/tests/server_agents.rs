@@ -828,3 +828,153 @@ async fn an_upstream_agent_is_proved_over_ssh_and_relays_through_json_frames() {
         .await
         .is_none());
 }
+
+/// Copies a device root (its boot files and host keys: the disk).
+fn clone_disk(from: &std::path::Path, to: &std::path::Path) {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _ = std::fs::remove_file(to.join("agent.log"));
+}
+
+async fn online_keys(controller: &Controller, client: &reqwest::Client) -> Vec<String> {
+    let devices = json(
+        client
+            .get(controller.url("/api/all_deployment_infos"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["connected"] == true)
+        .map(|d| d["ssh_public_key"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_moved_to_other_hardware_or_cloned_gets_new_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let controller = start_controller(dir.path(), &[]);
+    let client = controller.login().await;
+    let token = create_agent_token(&controller, &client, "lab").await;
+    let mut first = SimDevice::prepare(&dir.path().join("first"), &controller, &token, None);
+    first.start(&controller, &[]);
+    wait_online(&controller, &client, &first, true, ONLINE_WITHIN).await;
+    let original_key = first.public_key.clone();
+
+    // A running clone of the same disk (same key, same hardware): the device already connected
+    // is told to re-key and returns as a new device; the clone then gets the original key.
+    let clone_root = dir.path().join("clone");
+    clone_disk(&first.root, &clone_root);
+    let mut clone = SimDevice::prepare_existing(&clone_root);
+    clone.start(&controller, &[]);
+    let keys = eventually(
+        Duration::from_secs(40),
+        "two devices online with distinct keys",
+        || async {
+            let keys = online_keys(&controller, &client).await;
+            (keys.len() == 2).then_some(keys)
+        },
+    )
+    .await;
+    assert!(keys.contains(&original_key), "{keys:?}");
+    let renamed = first.root.join("etc/ssh/ssh_host_ed25519_key.old.0");
+    assert!(
+        renamed.exists(),
+        "the first device kept its old key: {}",
+        first.log()
+    );
+    first.stop();
+    clone.stop();
+
+    // The disk moved to other hardware: same key, another product uuid → re-key.
+    let moved_root = dir.path().join("moved");
+    clone_disk(&clone_root, &moved_root);
+    std::fs::write(
+        moved_root.join("sys/class/dmi/id/product_uuid"),
+        "00000000-0000-0000-0000-00000000beef\n",
+    )
+    .unwrap();
+    let mut moved = SimDevice::prepare_existing(&moved_root);
+    moved.start(&controller, &[]);
+    let new_key = eventually(
+        Duration::from_secs(40),
+        "the moved disk online with a new key",
+        || async {
+            let keys = online_keys(&controller, &client).await;
+            keys.into_iter()
+                .find(|k| *k != original_key && !k.is_empty())
+                .filter(|_| {
+                    moved_root
+                        .join("etc/ssh/ssh_host_ed25519_key.old.0")
+                        .exists()
+                })
+        },
+    )
+    .await;
+    let on_disk = common::agents::key_line(&moved_root.join("etc/ssh/ssh_host_ed25519_key.pub"));
+    assert_eq!(new_key, on_disk);
+    let original = find_device(&controller, &client, &original_key)
+        .await
+        .unwrap();
+    assert_eq!(original["connected"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_per_device_are_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let controller = start_controller(dir.path(), &["--relay-max-channels", "2"]);
+    let client = controller.login().await;
+    let token = create_agent_token(&controller, &client, "lab").await;
+    let echo = echo_server().await;
+    let mut device = SimDevice::prepare(&dir.path().join("device"), &controller, &token, None);
+    let redirect = format!("{ECHO_PORT}=127.0.0.1:{echo}");
+    device.start(&controller, &["--allow-port", &redirect]);
+    let record = wait_online(&controller, &client, &device, true, ONLINE_WITHIN).await;
+    let id = record["id"].as_str().unwrap().to_owned();
+    let first = open_channel(&controller, &client, &id, 7000, true).await;
+    let second = open_channel(&controller, &client, &id, 7000, true).await;
+
+    let response = client
+        .post(controller.url(&format!("/api/access_client_token/{id}")))
+        .send()
+        .await
+        .unwrap();
+    let access = json(response).await["token"].as_str().unwrap().to_owned();
+    let third_attempt = || async {
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(controller.ws_url("/agent/relay_for_clients"))
+                .await
+                .unwrap();
+        let start = j!({"inner": {"kind": "start", "connection_target": id, "target_ip": "127.0.0.1",
+            "target_port": 7000, "protocol": "tcp", "secret": access, "binary": true}});
+        socket
+            .send(Message::Text(start.to_string().into()))
+            .await
+            .unwrap();
+        let Some(Ok(Message::Text(text))) = socket.next().await else {
+            panic!("no answer")
+        };
+        text.to_string()
+    };
+    let refused = third_attempt().await;
+    assert!(refused.contains("open channels"), "{refused}");
+
+    // Closing one frees its place.
+    drop(first);
+    let reopened = eventually(Duration::from_secs(10), "a free channel", || async {
+        let answer = third_attempt().await;
+        answer.contains("start_ok").then_some(answer)
+    })
+    .await;
+    assert!(reopened.contains("start_ok"));
+    drop(second);
+}

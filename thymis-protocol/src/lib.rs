@@ -69,7 +69,7 @@ pub const MAX_DATA_FRAME_BYTES: usize = 64 * 1024;
 pub const MAX_JSON_DATA_BYTES: usize = 16 * 1024;
 
 /// Default receive window of a channel, per direction.
-pub const DEFAULT_WINDOW_BYTES: u32 = 256 * 1024;
+pub const DEFAULT_WINDOW_BYTES: u32 = 1024 * 1024;
 
 /// The SSH and VNC ports, the targets the controller opens by default.
 pub const DEFAULT_ALLOWED_PORTS: [u16; 2] = [22, 5900];

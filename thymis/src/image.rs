@@ -5,12 +5,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use serde_json::{json, Map, Value as Json};
+use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
 use crate::module::{ModuleRegistry, SecretRequirement};
-use crate::secrets::{encrypt_for_image, Vault, VaultError};
+use crate::secrets::{encrypt_for_image, process_value, SecretError, Vault, VaultError};
 use crate::state::{State, DEVICE_MODULE_TYPE};
+use thymis_protocol::{SecretInfo, SecretsMessage};
 
 /// File extensions of built images, as upstream's download looks for them.
 pub const IMAGE_EXTENSIONS: [&str; 4] = ["img", "qcow2", "iso", "nixos-vm"];
@@ -149,41 +150,66 @@ pub fn metadata(config_id: &str, commit: &str) -> Json {
     })
 }
 
+/// The secrets of `requirements` as agents receive them (`send_secrets`, or the image's
+/// `thymis-secrets-initial.json`): each value revealed, processed as its secret says (e.g.
+/// password hashing) and sealed with `seal`. With `only_in_image`, secrets not marked *include
+/// in image* are left out. A secret deleted meanwhile, or whose processing fails, is left out
+/// (and logged) so the others still arrive.
+pub fn seal_secrets(
+    vault: &Vault,
+    requirements: &[SecretRequirement],
+    only_in_image: bool,
+    seal: impl Fn(&[u8]) -> Result<String, SecretError>,
+) -> Result<SecretsMessage, VaultError> {
+    let mut message = SecretsMessage::default();
+    for requirement in requirements {
+        let Ok(id) = Uuid::parse_str(&requirement.secret_id) else {
+            continue;
+        };
+        if !message.secrets.contains_key(&requirement.secret_id) {
+            let (record, value) = match vault.reveal(id) {
+                Ok(found) => found,
+                // A deleted secret is reported by validation; the others still go out.
+                Err(VaultError::NotFound(_)) => continue,
+                Err(err) => return Err(err),
+            };
+            if only_in_image && !record.include_in_image {
+                continue;
+            }
+            let value = match process_value(record.processing_type, &value) {
+                Ok(value) => value,
+                Err(err) => {
+                    tracing::warn!(secret_id = %id, error = %err,
+                        "secret left out of the delivery: processing failed");
+                    continue;
+                }
+            };
+            message
+                .secrets
+                .insert(requirement.secret_id.clone(), seal(&value)?);
+        }
+        message.secret_infos.push(SecretInfo {
+            secret_id: requirement.secret_id.clone(),
+            path: requirement.path.clone(),
+            owner: requirement.owner.clone(),
+            group: requirement.group.clone(),
+            mode: requirement.mode.clone(),
+        });
+    }
+    Ok(message)
+}
+
 /// `thymis-secrets-initial.json`: the *include in image* secrets among `requirements`,
-/// encrypted with the agent token as age passphrase.
+/// processed and encrypted with the agent token as age passphrase.
 pub fn initial_secrets(
     vault: &Vault,
     token: &str,
     requirements: &[SecretRequirement],
 ) -> Result<Json, VaultError> {
-    let mut secrets = Map::new();
-    let mut infos = Vec::new();
-    for requirement in requirements {
-        let Ok(id) = Uuid::parse_str(&requirement.secret_id) else {
-            continue;
-        };
-        let (record, value) = match vault.reveal(id) {
-            Ok(found) => found,
-            // A deleted secret is reported by validation; the image is built without it.
-            Err(VaultError::NotFound(_)) => continue,
-            Err(err) => return Err(err),
-        };
-        if !record.include_in_image {
-            continue;
-        }
-        if !secrets.contains_key(&requirement.secret_id) {
-            let sealed = encrypt_for_image(token, &value)?;
-            secrets.insert(requirement.secret_id.clone(), Json::String(sealed));
-        }
-        infos.push(json!({
-            "secret_id": requirement.secret_id,
-            "path": requirement.path,
-            "owner": requirement.owner,
-            "group": requirement.group,
-            "mode": requirement.mode,
-        }));
-    }
-    Ok(json!({ "secrets": secrets, "secret_infos": infos }))
+    let message = seal_secrets(vault, requirements, true, |value| {
+        encrypt_for_image(token, value)
+    })?;
+    Ok(serde_json::to_value(message).unwrap_or(Json::Null))
 }
 
 impl BootFiles {

@@ -107,7 +107,7 @@ async fn access_channel(
         "{}/agent/relay_for_clients",
         controller.url.replacen("http", "ws", 1)
     );
-    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
         .await
         .expect("access socket");
     let start = serde_json::json!({"inner": {"kind": "start", "connection_target": device,

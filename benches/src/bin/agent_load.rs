@@ -51,7 +51,8 @@ async fn agent(
 ) {
     let permit = gate.acquire_owned().await.expect("semaphore");
     let began = Instant::now();
-    let Ok((socket, _)) = tokio_tungstenite::connect_async(&url).await else {
+    let Ok((socket, _)) = tokio_tungstenite::connect_async_with_config(&url, None, true).await
+    else {
         eprintln!("connect failed");
         return;
     };
@@ -119,7 +120,7 @@ async fn agent(
                 }
             }
             frame = source.next() => if !matches!(frame, Some(Ok(_))) {
-                eprintln!("controller closed an admitted agent");
+                // The controller ended the connection (it stops when the run ends).
                 return;
             }
         }

@@ -133,6 +133,17 @@ impl SimDevice {
         }
     }
 
+    /// A device whose root was laid out before (e.g. a copied disk).
+    pub fn prepare_existing(root: &Path) -> SimDevice {
+        let public_key = key_line(&root.join("etc/ssh/ssh_host_ed25519_key.pub"));
+        SimDevice {
+            root: root.to_owned(),
+            public_key,
+            child: None,
+            log_path: root.join("agent.log"),
+        }
+    }
+
     /// Starts the agent against `controller` with extra flags.
     pub fn start(&mut self, controller: &Controller, extra_args: &[&str]) {
         self.start_at(&controller.url(""), extra_args);

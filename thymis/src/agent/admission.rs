@@ -135,10 +135,13 @@ impl AgentService {
             if existing.is_alive(LIVENESS_TIMEOUT).await {
                 // Two live devices hold one key (a cloned disk): the one already connected
                 // gets new keys and comes back as another device (§5 step 3).
+                // The agent re-keys but does not reconnect by itself: drop it (the notice is
+                // written before the socket closes).
                 existing
                     .mux
                     .outbox()
                     .message(&ControllerMessage::UpdatePublicKey);
+                existing.closer.cancel();
                 return Err(Refusal::Duplicate);
             }
             existing.closer.cancel();

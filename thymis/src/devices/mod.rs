@@ -21,12 +21,12 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
-use thymis_protocol::{LogEntry, Metrics, NetworkInterface, SecretInfo, SecretsMessage};
+use thymis_protocol::{LogEntry, Metrics, NetworkInterface, SecretsMessage};
 use uuid::Uuid;
 
 use crate::events::{Event, EventBus};
 use crate::project::Project;
-use crate::secrets::{encrypt_for_device, process_value, SecretError, Vault, VaultError};
+use crate::secrets::{encrypt_for_device, SecretError, Vault, VaultError};
 use crate::store::{
     hash_token, new_agent_token, AgentTokenRecord, ConnectionRecord, DeviceRecord, DeviceUpdate,
     HardwareDeviceRecord, LatestMetric, LogQuery, LogRecord, MetricSample, NewAdmission,
@@ -481,38 +481,9 @@ impl DeviceRegistry {
         }
         let requirements =
             crate::image::secret_requirements(&snapshot.state, &self.project.registry(), config_id);
-        let mut message = SecretsMessage::default();
-        for requirement in requirements {
-            let Ok(secret_id) = Uuid::parse_str(&requirement.secret_id) else {
-                continue;
-            };
-            if !message.secrets.contains_key(&requirement.secret_id) {
-                let (record, value) = match self.vault.reveal(secret_id) {
-                    Ok(found) => found,
-                    Err(VaultError::NotFound(_)) => continue,
-                    Err(err) => return Err(err.into()),
-                };
-                let value = match process_value(record.processing_type, &value) {
-                    Ok(value) => value,
-                    Err(err) => {
-                        tracing::warn!(%secret_id, %device_id, error = %err,
-                            "secret left out of the delivery: processing failed");
-                        continue;
-                    }
-                };
-                let sealed = encrypt_for_device(&device.ssh_public_key, &value)?;
-                message
-                    .secrets
-                    .insert(requirement.secret_id.clone(), sealed);
-            }
-            message.secret_infos.push(SecretInfo {
-                secret_id: requirement.secret_id,
-                path: requirement.path,
-                owner: requirement.owner,
-                group: requirement.group,
-                mode: requirement.mode,
-            });
-        }
+        let message = crate::image::seal_secrets(&self.vault, &requirements, false, |value| {
+            encrypt_for_device(&device.ssh_public_key, value)
+        })?;
         Ok(Some(message))
     }
 
