@@ -135,6 +135,7 @@ async fn connect_and_serve(shared: &Shared, last_error: Option<String>) -> Resul
         out,
         binary,
         events: mpsc::unbounded_channel(),
+        rekey: None,
     };
     let reason = connection.serve(stream, early, writer).await;
     shared.link.set(None);
@@ -229,6 +230,8 @@ struct Connection<'a> {
     out: Outgoing,
     binary: bool,
     events: (mpsc::UnboundedSender<Event>, mpsc::UnboundedReceiver<Event>),
+    /// A re-key in progress.
+    rekey: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Connection<'_> {
@@ -282,6 +285,11 @@ impl Connection<'_> {
             }
         };
         writer.abort();
+        // The controller drops the connection right after asking for new keys: reconnect only
+        // once they exist, or the old key would be presented again.
+        if let Some(rekey) = self.rekey.take() {
+            let _ = rekey.await;
+        }
         reason
     }
 
@@ -328,10 +336,10 @@ impl Connection<'_> {
                 tokio::spawn(update_hostname(self.shared.clone(), hostname));
             }
             ControllerMessage::UpdatePublicKey => {
-                tokio::spawn(update_public_key(
+                self.rekey = Some(tokio::spawn(update_public_key(
                     self.shared.clone(),
                     self.events.0.clone(),
-                ));
+                )));
             }
             ControllerMessage::SwitchToNewConfig { task_id, .. } => {
                 log::warn!(

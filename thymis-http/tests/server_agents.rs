@@ -895,9 +895,16 @@ async fn a_disk_moved_to_other_hardware_or_cloned_gets_new_keys() {
     first.stop();
     clone.stop();
 
-    // The disk moved to other hardware: same key, another product uuid → re-key.
+    // A disk moved to other hardware: same key, another product uuid → re-key. (The cloned
+    // pair above shares one hardware id, so a device of its own is used.)
+    let mut third = SimDevice::prepare(&dir.path().join("third"), &controller, &token, None);
+    third.start(&controller, &[]);
+    wait_online(&controller, &client, &third, true, ONLINE_WITHIN).await;
+    third.stop();
+    wait_online(&controller, &client, &third, false, ONLINE_WITHIN).await;
+    let original_key = third.public_key.clone();
     let moved_root = dir.path().join("moved");
-    clone_disk(&clone_root, &moved_root);
+    clone_disk(&third.root, &moved_root);
     std::fs::write(
         moved_root.join("sys/class/dmi/id/product_uuid"),
         "00000000-0000-0000-0000-00000000beef\n",
@@ -905,21 +912,27 @@ async fn a_disk_moved_to_other_hardware_or_cloned_gets_new_keys() {
     .unwrap();
     let mut moved = SimDevice::prepare_existing(&moved_root);
     moved.start(&controller, &[]);
-    let new_key = eventually(
-        Duration::from_secs(40),
-        "the moved disk online with a new key",
-        || async {
-            let keys = online_keys(&controller, &client).await;
-            keys.into_iter()
-                .find(|k| *k != original_key && !k.is_empty())
-                .filter(|_| {
-                    moved_root
-                        .join("etc/ssh/ssh_host_ed25519_key.old.0")
-                        .exists()
-                })
-        },
-    )
-    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let new_key = loop {
+        let keys = online_keys(&controller, &client).await;
+        let rekeyed = moved_root
+            .join("etc/ssh/ssh_host_ed25519_key.old.0")
+            .exists();
+        if let Some(key) = keys
+            .into_iter()
+            .find(|k| *k != original_key)
+            .filter(|_| rekeyed)
+        {
+            break key;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the moved disk did not come back with a new key; its log:\n{}\ncontroller:\n{}",
+            moved.log(),
+            controller.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let on_disk = common::agents::key_line(&moved_root.join("etc/ssh/ssh_host_ed25519_key.pub"));
     assert_eq!(new_key, on_disk);
     let original = find_device(&controller, &client, &original_key)
