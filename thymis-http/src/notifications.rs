@@ -25,16 +25,16 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(notification))
 }
 
-/// The API paths whose cached answers an event makes stale.
-fn invalidated_paths(event: &Event) -> &'static [&'static str] {
-    match event {
+/// The API paths whose cached answers an event makes stale (prefixes: `/api/deployment_info`
+/// covers every device's own routes).
+fn invalidated_paths(event: &Event) -> Vec<String> {
+    let fixed: &[&str] = match event {
         Event::StateChanged => &["/api/state", "/api/repo_status"],
         Event::RepoStatusChanged => &["/api/repo_status", "/api/history"],
         Event::ArtifactsChanged => &["/api/artifacts", "/api/repo_status"],
         Event::SecretsChanged => &["/api/secrets"],
         Event::ApiTokensChanged => &["/api/tokens"],
         Event::ExternalRepositoriesChanged => &["/api/external-repositories/status"],
-        // Paths are prefixes: `/api/deployment_info` covers every device's own routes.
         Event::DeviceConnected(_)
         | Event::DeviceDisconnected(_)
         | Event::DeviceChanged(_)
@@ -45,15 +45,27 @@ fn invalidated_paths(event: &Event) -> &'static [&'static str] {
             "/api/hardware_device",
             "/api/fleet",
         ],
-        Event::DeviceMetrics(_) => &["/api/deployment_info", "/api/fleet"],
-        Event::DeviceLogs(_) => &["/api/logs", "/api/deployment_info"],
+        // A sample or a log line concerns one device: other devices' pages stay as they are.
+        Event::DeviceMetrics(id) => {
+            return vec![
+                format!("/api/deployment_info/{id}/metrics"),
+                "/api/fleet".into(),
+            ]
+        }
+        Event::DeviceLogs(id) => {
+            return vec![
+                format!("/api/logs/{id}"),
+                format!("/api/deployment_info/{id}/error_logs"),
+            ]
+        }
         Event::AgentTokensChanged => &["/api/agent_tokens"],
         // flake.nix changes arrive with StateChanged; tasks have their own socket.
         Event::FlakeChanged
         | Event::TaskSubmitted(_)
         | Event::TaskChanged(_)
         | Event::TaskOutput(_) => &[],
-    }
+    };
+    fixed.iter().map(|path| (*path).to_owned()).collect()
 }
 
 /// WebSocket of invalidation notices (`should_invalidate_paths`). Needs a session or token.
@@ -92,7 +104,7 @@ async fn forward(socket: WebSocket, app: AppState, caller: Caller) {
             event = events.recv() => match event {
                 Ok(event) => paths.extend(invalidated_paths(&event)),
                 // A slow client missed events: everything may be stale.
-                Err(RecvError::Lagged(_)) => paths.extend(["/api"]),
+                Err(RecvError::Lagged(_)) => { paths.insert("/api".to_owned()); }
                 Err(RecvError::Closed) => return,
             },
             message = receiver.next() => match message {
@@ -111,7 +123,7 @@ async fn forward(socket: WebSocket, app: AppState, caller: Caller) {
                 _ = &mut deadline => break,
                 event = events.recv() => match event {
                     Ok(event) => paths.extend(invalidated_paths(&event)),
-                    Err(RecvError::Lagged(_)) => { paths.insert("/api"); }
+                    Err(RecvError::Lagged(_)) => { paths.insert("/api".to_owned()); }
                     Err(RecvError::Closed) => return,
                 },
             }

@@ -259,7 +259,10 @@ impl DeviceRegistry {
         if due {
             let now = crate::store::now();
             match self.store.touch_agent_token(record.id, now) {
-                Ok(()) => record.last_used_at = Some(now),
+                Ok(()) => {
+                    record.last_used_at = Some(now);
+                    self.events.publish(Event::AgentTokensChanged);
+                }
                 // Bookkeeping only: the token is valid either way.
                 Err(err) => tracing::warn!(error = %err, "cannot record an agent token's use"),
             }

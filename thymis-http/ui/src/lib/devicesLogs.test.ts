@@ -45,6 +45,11 @@ describe('severities', () => {
 			'debug'
 		]);
 	});
+
+	it('leave a line without a syslog priority unmarked', () => {
+		expect(severityLevel(null)).toBe('normal');
+		expect(severityKeyword(null)).toBe('');
+	});
 });
 
 describe('logsPath', () => {

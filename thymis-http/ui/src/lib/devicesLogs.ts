@@ -7,7 +7,8 @@ export type LogEntry = {
 	message: string;
 	host: string | null;
 	facility: number | null;
-	severity: number;
+	/** Null when the line carried no syslog priority. */
+	severity: number | null;
 	programname: string | null;
 	syslogtag: string | null;
 };
@@ -36,13 +37,20 @@ export function severityName(severity: number): Severity {
 	return SEVERITIES[clampSeverity(severity)];
 }
 
-/** The short keyword of a severity number ("err", "warn", …), clamped like `severityName`. */
-export function severityKeyword(severity: number): string {
-	return KEYWORDS[clampSeverity(severity)];
+/**
+ * The short keyword of a severity number ("err", "warn", …), clamped like `severityName`;
+ * empty for a line without one.
+ */
+export function severityKeyword(severity: number | null): string {
+	return severity === null ? '' : KEYWORDS[clampSeverity(severity)];
 }
 
-/** How a line is coloured: errors (0–3), warnings (4), normal (5–6) or faint debug (7). */
-export function severityLevel(severity: number): 'error' | 'warning' | 'normal' | 'debug' {
+/**
+ * How a line is coloured: errors (0–3), warnings (4), normal (5–6, or no severity) or faint
+ * debug (7).
+ */
+export function severityLevel(severity: number | null): 'error' | 'warning' | 'normal' | 'debug' {
+	if (severity === null) return 'normal';
 	if (severity <= 3) return 'error';
 	if (severity === 4) return 'warning';
 	if (severity >= 7) return 'debug';

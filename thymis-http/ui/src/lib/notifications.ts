@@ -25,17 +25,43 @@ function reloadProject(paths: string[]) {
 	Promise.all(tasks).catch(() => {});
 }
 
-export function connectNotifications() {
+/**
+ * Opens the socket (reconnecting with backoff for the page's life). Resolves once it first
+ * opened: data loaded after that misses no change, which data loaded before could. Resolves
+ * too when it closed or did not open within 5 s (the dashboard works without it, only not
+ * live); everything is reloaded when it opens later.
+ */
+export function connectNotifications(): Promise<void> {
+	// One socket per page, however often the dashboard starts loading.
+	firstOpen ??= openSocket();
+	return firstOpen;
+}
+
+let firstOpen: Promise<void> | null = null;
+const FIRST_OPEN_WAIT_MS = 5000;
+
+function openSocket(): Promise<void> {
 	let delay = 500;
 	let connectedBefore = false;
+	// Whether the dashboard stopped waiting for the first open (then it may have missed changes).
+	let gaveUp = false;
+	let settle: () => void = () => {};
+	const first = new Promise<void>((resolve) => (settle = resolve));
+	const giveUp = () => {
+		if (!connectedBefore) gaveUp = true;
+		settle();
+	};
+	// Nor does a socket that hangs (a proxy holding the upgrade) keep the dashboard from loading.
+	setTimeout(giveUp, FIRST_OPEN_WAIT_MS);
 	const connect = () => {
 		const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
 		const socket = new WebSocket(`${scheme}://${location.host}/api/notification`);
 		socket.onopen = () => {
 			delay = 500;
 			// Changes made while disconnected were missed.
-			if (connectedBefore) dispatch(['/api']);
+			if (connectedBefore || gaveUp) dispatch(['/api']);
 			connectedBefore = true;
+			settle();
 		};
 		socket.onmessage = (event) => {
 			try {
@@ -46,11 +72,13 @@ export function connectNotifications() {
 			}
 		};
 		socket.onclose = () => {
+			giveUp();
 			setTimeout(connect, delay);
 			delay = Math.min(delay * 2, 15000);
 		};
 	};
 	connect();
+	return first;
 }
 
 function dispatch(paths: string[]) {

@@ -47,9 +47,8 @@ class Project {
 		this.user = await api.get<User>('/auth/logged_in');
 	}
 
-	async loadAll() {
-		// Who is logged in first: without a session, one request finds out, not four.
-		await this.loadUser();
+	/** The state, the module catalogue and the uncommitted changes. */
+	async loadProject() {
 		await Promise.all([this.loadState(), this.loadModules(), this.loadRepoStatus()]);
 	}
 
