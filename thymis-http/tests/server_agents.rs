@@ -29,6 +29,14 @@ fn start_controller(dir: &std::path::Path, extra: &[&str]) -> Controller {
     Controller::start_with(&dir.join("data"), &args)
 }
 
+/// A controller, a logged-in client and an agent token named "lab".
+async fn lab(dir: &std::path::Path, extra: &[&str]) -> (Controller, reqwest::Client, String) {
+    let controller = start_controller(dir, extra);
+    let client = controller.login().await;
+    let token = create_agent_token(&controller, &client, "lab").await;
+    (controller, client, token)
+}
+
 /// A TCP echo server on a free loopback port.
 async fn echo_server() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -341,9 +349,7 @@ fn sign(key: &ssh_key::PrivateKey, nonce: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tokens_forged_keys_and_broken_frames_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let controller = start_controller(dir.path(), &[]);
-    let client = controller.login().await;
-    let token = create_agent_token(&controller, &client, "lab").await;
+    let (controller, client, token) = lab(dir.path(), &[]).await;
 
     // A healthy device that must stay online through everything below.
     let mut healthy = SimDevice::prepare(&dir.path().join("healthy"), &controller, &token, None);
@@ -487,9 +493,7 @@ async fn every_agent_reconnects_after_a_controller_restart() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port().to_string()
     };
-    let controller = start_controller(dir.path(), &["--listen-port", &port]);
-    let client = controller.login().await;
-    let token = create_agent_token(&controller, &client, "lab").await;
+    let (controller, client, token) = lab(dir.path(), &["--listen-port", &port]).await;
     let mut devices: Vec<SimDevice> = (0..3)
         .map(|n| {
             SimDevice::prepare(
@@ -534,9 +538,7 @@ async fn every_agent_reconnects_after_a_controller_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_channels_carry_bytes_intact_in_order_and_concurrently() {
     let dir = tempfile::tempdir().unwrap();
-    let controller = start_controller(dir.path(), &[]);
-    let client = controller.login().await;
-    let token = create_agent_token(&controller, &client, "lab").await;
+    let (controller, client, token) = lab(dir.path(), &[]).await;
     let echo = echo_server().await;
     let mut device = SimDevice::prepare(&dir.path().join("device"), &controller, &token, None);
     let redirect = format!("{ECHO_PORT}=127.0.0.1:{echo}");
@@ -614,9 +616,7 @@ async fn relay_channels_carry_bytes_intact_in_order_and_concurrently() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_reader_holds_back_only_its_own_channel() {
     let dir = tempfile::tempdir().unwrap();
-    let controller = start_controller(dir.path(), &[]);
-    let client = controller.login().await;
-    let token = create_agent_token(&controller, &client, "lab").await;
+    let (controller, client, token) = lab(dir.path(), &[]).await;
     // A device-side service that sends 256 MiB as fast as it is allowed to.
     let firehose = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let firehose_port = firehose.local_addr().unwrap().port();
@@ -862,9 +862,7 @@ async fn online_keys(controller: &Controller, client: &reqwest::Client) -> Vec<S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disk_moved_to_other_hardware_or_cloned_gets_new_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let controller = start_controller(dir.path(), &[]);
-    let client = controller.login().await;
-    let token = create_agent_token(&controller, &client, "lab").await;
+    let (controller, client, token) = lab(dir.path(), &[]).await;
     let mut first = SimDevice::prepare(&dir.path().join("first"), &controller, &token, None);
     first.start(&controller, &[]);
     wait_online(&controller, &client, &first, true, ONLINE_WITHIN).await;
@@ -944,9 +942,7 @@ async fn a_disk_moved_to_other_hardware_or_cloned_gets_new_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_per_device_are_limited() {
     let dir = tempfile::tempdir().unwrap();
-    let controller = start_controller(dir.path(), &["--relay-max-channels", "2"]);
-    let client = controller.login().await;
-    let token = create_agent_token(&controller, &client, "lab").await;
+    let (controller, client, token) = lab(dir.path(), &["--relay-max-channels", "2"]).await;
     let echo = echo_server().await;
     let mut device = SimDevice::prepare(&dir.path().join("device"), &controller, &token, None);
     let redirect = format!("{ECHO_PORT}=127.0.0.1:{echo}");
