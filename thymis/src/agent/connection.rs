@@ -83,7 +83,7 @@ impl AgentService {
         };
         let Some(start) = start else {
             tracing::info!(?remote_addr, "agent connection closed: no start message");
-            close(&outbox, &stop, writer_task, "expected a start message").await;
+            close(&stop, writer_task, "expected a start message").await;
             return;
         };
         let mux = ChannelMux::new(start.binary_frames, self.limits.clone(), outbox.clone());
@@ -179,18 +179,12 @@ impl AgentService {
             .await;
             tracing::info!(%device_id, %reason, "agent disconnected");
         }
-        close(&outbox, &stop, writer_task, &reason).await;
+        close(&stop, writer_task, &reason).await;
     }
 }
 
 /// Asks the writer to send a close frame and waits for it to finish.
-async fn close(
-    outbox: &Outbox,
-    stop: &CancellationToken,
-    writer: tokio::task::JoinHandle<()>,
-    reason: &str,
-) {
-    let _ = outbox;
+async fn close(stop: &CancellationToken, writer: tokio::task::JoinHandle<()>, reason: &str) {
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     tracing::debug!(%reason, "agent socket closed");
