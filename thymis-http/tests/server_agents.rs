@@ -335,6 +335,28 @@ fn start_frame(token: &str, public_key: &str, proof: Option<String>) -> Message 
     Message::Text(j!({ "inner": start }).to_string().into())
 }
 
+/// Connects as a raw agent with `token` claiming `public_key`, signs `signed` (the challenge
+/// when `None`) with `key`, and asserts the controller closes the socket without admitting it.
+async fn assert_refused(
+    controller: &Controller,
+    token: &str,
+    public_key: &str,
+    key: &ssh_key::PrivateKey,
+    signed: Option<&[u8]>,
+) {
+    let (mut socket, nonce) = raw_agent(controller).await;
+    let proof = sign(key, signed.unwrap_or(&nonce));
+    socket
+        .send(start_frame(token, public_key, Some(proof)))
+        .await
+        .unwrap();
+    let kinds = kinds_until_closed(&mut socket).await;
+    assert!(
+        !kinds.contains(&"successfully_ssh_connected".into()),
+        "{kinds:?}"
+    );
+}
+
 fn sign(key: &ssh_key::PrivateKey, nonce: &[u8]) -> String {
     key.sign(
         thymis::agent::protocol::PROOF_NAMESPACE,
@@ -366,45 +388,12 @@ async fn bad_tokens_forged_keys_and_broken_frames_are_refused() {
         .join(" ");
 
     // Unknown token.
-    let (mut socket, nonce) = raw_agent(&controller).await;
-    socket
-        .send(start_frame(
-            "thymis-00",
-            &own_line,
-            Some(sign(&own_key, &nonce)),
-        ))
-        .await
-        .unwrap();
-    assert!(!kinds_until_closed(&mut socket)
-        .await
-        .contains(&"successfully_ssh_connected".into()));
+    assert_refused(&controller, "thymis-00", &own_line, &own_key, None).await;
 
     // A valid token, but claiming the healthy device's key without holding it.
-    let (mut socket, nonce) = raw_agent(&controller).await;
-    socket
-        .send(start_frame(
-            &token,
-            &healthy.public_key,
-            Some(sign(&own_key, &nonce)),
-        ))
-        .await
-        .unwrap();
-    assert!(!kinds_until_closed(&mut socket)
-        .await
-        .contains(&"successfully_ssh_connected".into()));
+    assert_refused(&controller, &token, &healthy.public_key, &own_key, None).await;
     // A signature of another nonce (replay) is refused as well.
-    let (mut socket, _) = raw_agent(&controller).await;
-    socket
-        .send(start_frame(
-            &token,
-            &own_line,
-            Some(sign(&own_key, b"old nonce")),
-        ))
-        .await
-        .unwrap();
-    assert!(!kinds_until_closed(&mut socket)
-        .await
-        .contains(&"successfully_ssh_connected".into()));
+    assert_refused(&controller, &token, &own_line, &own_key, Some(b"old nonce")).await;
 
     // Its own key, properly signed: admitted; then malformed frames close only this socket.
     for broken in [
@@ -467,14 +456,7 @@ async fn bad_tokens_forged_keys_and_broken_frames_are_refused() {
         Duration::from_secs(10),
     )
     .await;
-    let (mut socket, nonce) = raw_agent(&controller).await;
-    socket
-        .send(start_frame(&token, &own_line, Some(sign(&own_key, &nonce))))
-        .await
-        .unwrap();
-    assert!(!kinds_until_closed(&mut socket)
-        .await
-        .contains(&"successfully_ssh_connected".into()));
+    assert_refused(&controller, &token, &own_line, &own_key, None).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let record = find_device(&controller, &client, &healthy.public_key)
         .await
