@@ -21,9 +21,11 @@ import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
-// Read when a controller starts (not at import), so scripts can choose the binary first.
+// Read when a controller starts (not at import), so scripts can choose the binary first:
+// `$THYMIS_CONTROLLER_BIN`, else the debug build in `$CARGO_TARGET_DIR` or the workspace's target/.
 const controllerBinary = () =>
-	process.env.THYMIS_CONTROLLER_BIN ?? resolve(here, '../../../target/debug/thymis-controller');
+	process.env.THYMIS_CONTROLLER_BIN ??
+	resolve(process.env.CARGO_TARGET_DIR || resolve(here, '../../../target'), 'debug/thymis-controller');
 export const resultsDir = resolve(here, '../e2e-results');
 /** The offline stand-ins for a project's `thymis` and `nixpkgs` flake inputs. */
 const nixStubSource = resolve(here, '../../../thymis/tests/fixtures/nix-stub');
