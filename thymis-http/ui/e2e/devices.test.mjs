@@ -1,14 +1,16 @@
 // Devices in the dashboard against the real controller and real `thymis-agent` processes:
 // a device appears online without a reload, a rename reaches the device's hostname, archiving
-// moves it between the tabs, its metrics and logs show (search, severity, program, live lines,
-// download), and agent tokens are created (the value shown once) and revoked.
+// moves it between the tabs, a deleted device leaves its hardware in the Without deployment
+// tab, its metrics and logs show (search, severity, program, live lines, download), and agent
+// tokens are created (the value shown once) and revoked.
 //
 // Harness hook this file assumes (to be provided by harness.mjs):
 //
-//   startAgent({ controller, name, token, configId }) → Promise<Agent>
+//   startAgent({ controller, name, token, configId, hardwareIds }) → Promise<Agent>
 //     Starts the real thymis-agent with a device root of its own (a new temporary directory
 //     labelled `name`), whose boot files hold the agent `token` and, when given, image
-//     metadata naming `configId`; it connects to `controller.url`. Resolves once the process
+//     metadata naming `configId`, and whose /sys holds the given `hardwareIds` (kind → value,
+//     e.g. { 'pi-serial-number': '10000000abcd' }); it connects to `controller.url`. Resolves once the process
 //     runs (admission is awaited by the tests). The agent samples metrics every few seconds
 //     (the harness shortens the 60 s interval), so a chart fills within a test.
 //   Agent = {
@@ -83,8 +85,26 @@ function deviceOf(page, publicKey, timeout) {
 	}, `a device with key ${publicKey}`, timeout);
 }
 
+/** The devices the Active tab lists. */
+async function activeDevices(page) {
+	const list = await (await apiRequest(page, 'GET', '/api/all_deployment_infos')).json();
+	return list.filter((device) => !device.archived);
+}
+
 /** The row of device `id` in the Devices list. */
 const rowOf = (page, id) => page.locator(`[data-testid="device-row"][data-device-id="${id}"]`);
+
+/** The hardware rows (`GET /api/hardware_device`) linked to no device. */
+async function unlinkedHardware(page) {
+	const list = await (await apiRequest(page, 'GET', '/api/hardware_device')).json();
+	return list.filter((hardware) => hardware.deployment_info_id === null);
+}
+
+/** The number on a tab of the Devices page once it equals `expected`. */
+async function waitForTabCount(page, tab, expected) {
+	const badge = page.getByTestId(`tab-count-${tab}`);
+	await eventually(async () => (await badge.textContent()) === String(expected), `${expected} on the ${tab} tab`);
+}
 
 test('a device appears online live, its rename reaches its hostname, archiving moves it between tabs', async (t) => {
 	const page = await newPage(running.browser, running.controller);
@@ -170,6 +190,70 @@ test('a device appears online live, its rename reaches its hostname, archiving m
 		await content(page).getByRole('button', { name: 'Reset filters' }).click();
 		await content(page).getByRole('button', { name: /^Online/ }).click();
 		await content(page).getByText('No device matches these filters.').waitFor();
+		// Stopped also when the test failed: a running agent would keep the test process alive.
+	}).finally(() => agent?.stop());
+	assert.deepEqual(page.problems, []);
+	await page.context().close();
+});
+
+test('a deleted device leaves its hardware in the Without deployment tab, until it is admitted again', async (t) => {
+	const page = await newPage(running.browser, running.controller);
+	let agent;
+	await withScreenshot(t, page, async () => {
+		await login(page, running.controller, '/overview');
+		await addConfig(page, 'hall', 'Hall');
+		const token = await createToken(page, 'e2e hall', 'hall');
+		const serial = '10000000e2ec0de1';
+		const hardwareIds = { 'pi-serial-number': serial };
+		const before = (await unlinkedHardware(page)).length;
+
+		// Active, with its hardware id.
+		agent = await startAgent({ controller: running.controller, name: 'hall-1', token, configId: 'hall', hardwareIds });
+		const device = await deviceOf(page, agent.publicKey);
+		await page.goto('/devices/active');
+		await rowOf(page, device.id).getByText(`Pi serial number: ${serial}`).waitFor();
+
+		// The page stays open on Without deployment, which has only a search.
+		await page.getByTestId('device-tabs').getByRole('link', { name: /Without deployment/ }).click();
+		await page.waitForURL(/\/devices\/without-deployment$/);
+		await content(page).getByText('linked to no device').waitFor();
+		await waitForTabCount(page, 'without-deployment', before);
+		assert.equal(await content(page).getByRole('button', { name: /^Online/ }).count(), 0);
+		assert.equal(await content(page).getByLabel('Config', { exact: true }).count(), 0);
+		const hardwareRows = content(page).getByTestId('hardware-row').filter({ hasText: serial });
+		assert.equal(await hardwareRows.count(), 0);
+
+		// Deleted while offline (an online one would register again at once): its hardware shows
+		// up without a reload, with its id and when it was last seen.
+		await agent.stop();
+		agent = undefined;
+		const deleted = await apiRequest(page, 'DELETE', `/api/deployment_info/${device.id}`);
+		assert.equal(deleted.status(), 204, await deleted.text());
+		const [hardware] = (await unlinkedHardware(page)).filter((row) => row.hardware_ids['pi-serial-number'] === serial);
+		assert.ok(hardware?.last_seen, 'the hardware is kept, unlinked, with its last seen time');
+		const row = content(page).locator(`[data-testid="hardware-row"][data-hardware-id="${hardware.id}"]`);
+		await row.getByText(`Pi serial number: ${serial}`).waitFor();
+		const lastSeen = row.locator('time');
+		assert.equal(await lastSeen.getAttribute('datetime'), hardware.last_seen);
+		assert.match(await lastSeen.textContent(), /ago|now/);
+		await waitForTabCount(page, 'without-deployment', before + 1);
+		await waitForTabCount(page, 'active', (await activeDevices(page)).length);
+
+		// Search over the hardware id values.
+		const search = content(page).getByRole('searchbox', { name: 'Search hardware id' });
+		await search.fill(serial.slice(-6).toUpperCase());
+		await row.waitFor();
+		await search.fill('no-such-hardware');
+		await content(page).getByText('No hardware matches this search.').waitFor();
+		await search.fill('');
+		await row.waitFor();
+
+		// A device with that hardware is admitted: the hardware is linked again and leaves the tab.
+		agent = await startAgent({ controller: running.controller, name: 'hall-2', token, configId: 'hall', hardwareIds });
+		const again = await deviceOf(page, agent.publicKey);
+		assert.notEqual(again.id, device.id);
+		await row.waitFor({ state: 'detached' });
+		await waitForTabCount(page, 'without-deployment', before);
 		// Stopped also when the test failed: a running agent would keep the test process alive.
 	}).finally(() => agent?.stop());
 	assert.deepEqual(page.problems, []);

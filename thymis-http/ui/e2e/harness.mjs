@@ -187,13 +187,22 @@ export function useControllerAndBrowser() {
 /** The thymis-agent binary: `$THYMIS_AGENT_BIN`, else next to the controller binary. */
 const agentBinary = () => process.env.THYMIS_AGENT_BIN ?? join(dirname(controllerBinary()), 'thymis-agent');
 
+/** Where under its root the agent reads each kind of hardware id. */
+const HARDWARE_ID_FILES = {
+	'pi-serial-number': 'sys/firmware/devicetree/base/serial-number',
+	'dmi-board-serial': 'sys/class/dmi/id/board_serial',
+	'dmi-product-uuid': 'sys/class/dmi/id/product_uuid'
+};
+
 /**
  * Starts the real thymis-agent as a simulated device: a temporary `--root` holding the boot
  * files (the agent `token`, metadata naming `configId`, the controller's public key), a fresh
- * ed25519 host key and a user database; it ships `<root>/var/log/messages` and samples metrics
- * every 2 s. `log()` appends a syslog line with a `<PRI>` prefix, `stop()` ends the process.
+ * ed25519 host key, a user database and the given `hardwareIds` (kind → value, e.g.
+ * `{ 'pi-serial-number': '10000000abcd' }`; none by default); it ships
+ * `<root>/var/log/messages` and samples metrics every 2 s. `log()` appends a syslog line with
+ * a `<PRI>` prefix, `stop()` ends the process.
  */
-export async function startAgent({ controller, name, token, configId = null }) {
+export async function startAgent({ controller, name, token, configId = null, hardwareIds = {} }) {
 	const root = mkdtempSync(join(tmpdir(), `thymis-e2e-device-${name}-`));
 	mkdirSync(join(root, 'boot'), { recursive: true });
 	mkdirSync(join(root, 'etc/ssh'), { recursive: true });
@@ -207,6 +216,12 @@ export async function startAgent({ controller, name, token, configId = null }) {
 	writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
 	writeFileSync(join(root, 'etc/group'), 'root:x:0:\n');
 	writeFileSync(join(root, 'var/log/messages'), '');
+	for (const [kind, value] of Object.entries(hardwareIds)) {
+		const file = HARDWARE_ID_FILES[kind];
+		if (!file) throw new Error(`the agent reads no hardware id ${kind}`);
+		mkdirSync(dirname(join(root, file)), { recursive: true });
+		writeFileSync(join(root, file), `${value}\n`);
+	}
 	const keyPath = join(root, 'etc/ssh/ssh_host_ed25519_key');
 	execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', '', '-f', keyPath]);
 	const publicKey = readFileSync(`${keyPath}.pub`, 'utf8').split(/\s+/).slice(0, 2).join(' ');

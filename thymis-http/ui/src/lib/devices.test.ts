@@ -4,6 +4,7 @@ import {
 	deviceName,
 	deviceTab,
 	filterDevices,
+	filterHardware,
 	formatRam,
 	hardwareIds,
 	searchText,
@@ -11,8 +12,10 @@ import {
 	sortDevices,
 	statusCounts,
 	tabCounts,
+	unlinkedHardware,
 	type Device,
-	type DeviceFilter
+	type DeviceFilter,
+	type HardwareDevice
 } from './devices';
 import type { Config } from './types';
 
@@ -55,29 +58,62 @@ const configIds = new Set(configs.keys());
 
 const noFilter: DeviceFilter = { query: '', status: null, config: null, tag: null };
 
-describe('deviceTab', () => {
-	it('puts archived devices in Archived whatever their config', () => {
-		expect(deviceTab(device('a', { archived: true, deployed_config_id: 'lobby' }), configIds)).toBe('archived');
-		expect(deviceTab(device('a', { archived: true }), configIds)).toBe('archived');
+function hardware(id: string, ids: Record<string, string>, deviceId: string | null = null): HardwareDevice {
+	return { id, hardware_ids: ids, deployment_info_id: deviceId, last_seen: '2024-01-01T00:00:00Z' };
+}
+
+describe('tabs', () => {
+	it('lists archived devices in Archived and every other device in Active, whatever its config', () => {
+		expect(deviceTab(device('a', { archived: true, deployed_config_id: 'lobby' }))).toBe('archived');
+		expect(deviceTab(device('a', { archived: true }))).toBe('archived');
+		expect(deviceTab(device('a', { deployed_config_id: 'lobby' }))).toBe('active');
+		expect(deviceTab(device('a', { deployed_config_id: 'deleted' }))).toBe('active');
+		expect(deviceTab(device('a'))).toBe('active');
 	});
 
-	it('puts devices running a config of the project in Active', () => {
-		expect(deviceTab(device('a', { deployed_config_id: 'lobby' }), configIds)).toBe('active');
+	it('keeps only the hardware linked to no device, in its order', () => {
+		const list = [
+			hardware('h1', { 'pi-serial-number': '1' }),
+			hardware('h2', { 'pi-serial-number': '2' }, 'a'),
+			hardware('h3', { 'dmi-product-uuid': '3' })
+		];
+		expect(unlinkedHardware(list).map((row) => row.id)).toEqual(['h1', 'h3']);
+		expect(unlinkedHardware([])).toEqual([]);
 	});
 
-	it('puts devices without a config, or with one the project lacks, in Without deployment', () => {
-		expect(deviceTab(device('a'), configIds)).toBe('without-deployment');
-		expect(deviceTab(device('a', { deployed_config_id: 'deleted' }), configIds)).toBe('without-deployment');
-	});
-
-	it('counts every device in exactly one tab', () => {
+	it('counts devices for Active and Archived and unlinked hardware for Without deployment', () => {
 		const list = [
 			device('a', { deployed_config_id: 'lobby' }),
 			device('b', { deployed_config_id: 'gone' }),
 			device('c'),
 			device('d', { archived: true })
 		];
-		expect(tabCounts(list, configIds)).toEqual({ active: 1, 'without-deployment': 2, archived: 1 });
+		const rows = [hardware('h1', { 'pi-serial-number': '1' }, 'a'), hardware('h2', { 'pi-serial-number': '2' })];
+		expect(tabCounts(list, rows)).toEqual({ active: 3, 'without-deployment': 1, archived: 1 });
+		expect(tabCounts([], [])).toEqual({ active: 0, 'without-deployment': 0, archived: 0 });
+	});
+});
+
+describe('filterHardware', () => {
+	const pi = hardware('h1', { 'pi-serial-number': '10000000CAFE' });
+	const pc = hardware('h2', { 'dmi-board-serial': 'BOARD-7', 'dmi-product-uuid': '4c4c4544-0031' });
+	const search = (query: string) => filterHardware([pi, pc], query).map((row) => row.id);
+
+	it('finds hardware by any of its id values, ignoring case', () => {
+		expect(search('cafe')).toEqual(['h1']);
+		expect(search('board-7')).toEqual(['h2']);
+		expect(search('4C4C')).toEqual(['h2']);
+	});
+
+	it('needs every word to match, and keeps everything for an empty search', () => {
+		expect(search('board 0031')).toEqual(['h2']);
+		expect(search('board cafe')).toEqual([]);
+		expect(search('  ')).toEqual(['h1', 'h2']);
+	});
+
+	it('does not search the kinds of ids or the row ids', () => {
+		expect(search('serial')).toEqual([]);
+		expect(search('h1')).toEqual([]);
 	});
 });
 
@@ -191,7 +227,7 @@ describe('device facts', () => {
 		});
 		expect(addresses(d)).toEqual(['10.0.0.1', '192.168.1.5', 'fd00::1']);
 		expect(addresses(device('y'))).toEqual([]);
-		expect(hardwareIds(d)).toEqual([
+		expect(hardwareIds(d.hardware_devices)).toEqual([
 			['dmi-board-serial', 'B1'],
 			['dmi-product-uuid', 'U1']
 		]);

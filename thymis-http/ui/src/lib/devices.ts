@@ -1,5 +1,5 @@
-// Devices (upstream's "deployment infos"): the API's shapes, which tab of the Devices page a
-// device belongs on, and searching, filtering and sorting the list.
+// Devices (upstream's "deployment infos") and hardware: the API's shapes, the tabs of the
+// Devices page, and searching, filtering and sorting the lists.
 
 import { keyFingerprint } from './devicesFingerprint';
 import type { Config } from './types';
@@ -63,26 +63,33 @@ export type AgentToken = {
 export type CreatedAgentToken = AgentToken & { token: string };
 
 /**
- * The tabs of the Devices page. A device is in exactly one:
- * - `archived`: archived;
- * - `active`: not archived, and runs a config the project has;
- * - `without-deployment`: not archived, and reports no config, or one the project no longer has.
+ * The tabs of the Devices page:
+ * - `active`: devices (deployment infos) not archived, with or without a known config;
+ * - `without-deployment`: hardware seen by its hardware ids but linked to no device (e.g. its
+ *   device was deleted), see `unlinkedHardware`;
+ * - `archived`: archived devices.
  */
 export const DEVICE_TABS = ['active', 'without-deployment', 'archived'] as const;
 export type DeviceTab = (typeof DEVICE_TABS)[number];
 
-export function deviceTab(device: Device, configIds: ReadonlySet<string>): DeviceTab {
-	if (device.archived) return 'archived';
-	return device.deployed_config_id !== null && configIds.has(device.deployed_config_id)
-		? 'active'
-		: 'without-deployment';
+/** The tab listing the device. */
+export function deviceTab(device: Pick<Device, 'archived'>): Exclude<DeviceTab, 'without-deployment'> {
+	return device.archived ? 'archived' : 'active';
 }
 
-/** How many devices each tab holds. */
-export function tabCounts(devices: Device[], configIds: ReadonlySet<string>): Record<DeviceTab, number> {
-	const counts: Record<DeviceTab, number> = { active: 0, 'without-deployment': 0, archived: 0 };
-	for (const device of devices) counts[deviceTab(device, configIds)]++;
-	return counts;
+/** The hardware linked to no device, in the given order. */
+export function unlinkedHardware(hardware: HardwareDevice[]): HardwareDevice[] {
+	return hardware.filter((row) => row.deployment_info_id === null);
+}
+
+/** How many rows each tab holds: devices for Active and Archived, unlinked hardware for the other. */
+export function tabCounts(devices: Device[], hardware: HardwareDevice[]): Record<DeviceTab, number> {
+	const archived = devices.filter((device) => device.archived).length;
+	return {
+		active: devices.length - archived,
+		'without-deployment': unlinkedHardware(hardware).length,
+		archived
+	};
 }
 
 /** The name shown for a device: its own, else its id. */
@@ -90,9 +97,9 @@ export function deviceName(device: Pick<Device, 'id' | 'name'>): string {
 	return device.name?.trim() || device.id;
 }
 
-/** Every hardware id of the device as [kind, value], e.g. ["pi-serial-number", "10000000abcd"]. */
-export function hardwareIds(device: Pick<Device, 'hardware_devices'>): [string, string][] {
-	return device.hardware_devices.flatMap((hardware) => Object.entries(hardware.hardware_ids));
+/** Every hardware id of the hardware rows as [kind, value], e.g. ["pi-serial-number", "10000000abcd"]. */
+export function hardwareIds(hardware: Pick<HardwareDevice, 'hardware_ids'>[]): [string, string][] {
+	return hardware.flatMap((row) => Object.entries(row.hardware_ids));
 }
 
 /** The device's IPv4 then IPv6 addresses over all interfaces. */
@@ -131,7 +138,7 @@ export function searchText(device: Device, configName: string | null): string {
 		device.reachable_deployed_host,
 		...addresses(device),
 		...(device.network_interfaces ?? []).flatMap((nic) => [nic.interface, nic.mac_address]),
-		...hardwareIds(device).map(([, value]) => value)
+		...hardwareIds(device.hardware_devices).map(([, value]) => value)
 	];
 	return parts.filter(Boolean).join(' ').toLowerCase();
 }
@@ -151,6 +158,16 @@ export function filterDevices(
 		if (filter.tag !== null && !config?.tags.includes(filter.tag)) return false;
 		if (words.length === 0) return true;
 		const text = searchText(device, config?.displayName ?? null);
+		return words.every((word) => text.includes(word));
+	});
+}
+
+/** The hardware rows whose hardware id values contain every word of `query` (case-insensitive). */
+export function filterHardware(hardware: HardwareDevice[], query: string): HardwareDevice[] {
+	const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+	if (words.length === 0) return hardware;
+	return hardware.filter((row) => {
+		const text = Object.values(row.hardware_ids).join(' ').toLowerCase();
 		return words.every((word) => text.includes(word));
 	});
 }

@@ -1,7 +1,7 @@
 // The device and agent-token endpoints the dashboard calls.
 
 import { api, enc } from './api';
-import type { AgentToken, CreatedAgentToken, Device, DeviceUpdate } from './devices';
+import type { AgentToken, CreatedAgentToken, Device, DeviceUpdate, HardwareDevice } from './devices';
 import type { LogEntry } from './devicesLogs';
 
 export const loadDevices = () => api.get<Device[]>('/api/all_deployment_infos');
@@ -11,6 +11,9 @@ export const loadDevice = (id: string) => api.get<Device>(`/api/deployment_info/
 /** Changes the fields present in `update` (null clears name, location or notes). */
 export const updateDevice = (id: string, update: DeviceUpdate) =>
 	api.patch<Device>(`/api/deployment_info/${enc(id)}`, update);
+
+/** Every hardware identity, last seen first, linked to a device or not. */
+export const loadHardwareDevices = () => api.get<HardwareDevice[]>('/api/hardware_device');
 
 export const deleteDevice = (id: string) => api.delete<null>(`/api/deployment_info/${enc(id)}`);
 
