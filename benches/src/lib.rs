@@ -1,6 +1,7 @@
 //! Generators of realistic projects for the benchmarks, and the controller they load.
 
 pub mod controller;
+pub mod device;
 
 use serde_json::json;
 use thymis::state::{Config, ModuleSettings, State, Tag, DEVICE_MODULE_TYPE};

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use thymis_protocol::frame::BinaryFrame;
+use bytes::{BufMut, Bytes};
+use thymis_protocol::frame::{data_header, BinaryFrame, HEADER_BYTES};
 use thymis_protocol::{AgentMessage, InitiateConnection, MAX_DATA_FRAME_BYTES};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -106,7 +107,7 @@ impl Default for RelayConfig {
 /// What the connection hands to a channel's task.
 #[derive(Debug)]
 enum Inbound {
-    Data(Vec<u8>),
+    Data(Bytes),
     Eof,
     Close,
 }
@@ -298,8 +299,16 @@ impl Relay {
         Ok(())
     }
 
-    /// Handles a binary frame from the controller.
-    pub fn binary_frame(&mut self, frame: BinaryFrame<'_>) {
+    /// Handles a binary WebSocket message from the controller; data is passed on as a slice
+    /// of the message, not copied.
+    pub fn binary_frame(&mut self, message: &Bytes) {
+        let frame = match BinaryFrame::decode(message) {
+            Ok(frame) => frame,
+            Err(e) => {
+                log::warn!("skipping a malformed binary frame: {e}");
+                return;
+            }
+        };
         let number = frame.channel();
         let Some(handle) = self.binary.get(&number) else {
             log::debug!("binary frame for unknown channel {number}");
@@ -314,7 +323,11 @@ impl Relay {
                     return;
                 }
                 handle.queued.fetch_add(data.len(), Ordering::Relaxed);
-                if handle.inbound.send(Inbound::Data(data.to_vec())).is_err() {
+                if handle
+                    .inbound
+                    .send(Inbound::Data(message.slice_ref(data)))
+                    .is_err()
+                {
                     self.binary.remove(&number);
                 }
             }
@@ -354,7 +367,7 @@ impl Relay {
             return;
         };
         handle.queued.fetch_add(data.len(), Ordering::Relaxed);
-        if handle.inbound.send(Inbound::Data(data)).is_err() {
+        if handle.inbound.send(Inbound::Data(data.into())).is_err() {
             self.json.remove(connection_id);
         }
     }
@@ -575,27 +588,25 @@ async fn read_binary(
     credit: &Credit,
     out: &Outgoing,
 ) -> End {
-    let mut buf = Vec::new();
     loop {
         let available = credit.wait().await;
         let size = usize::try_from(available)
             .unwrap_or(usize::MAX)
             .min(MAX_DATA_FRAME_BYTES);
-        buf.resize(size, 0);
-        let n = match socket.read(&mut buf[..size]).await {
+        // The bytes are read straight into the frame after its header: no copy, no zeroing.
+        let mut frame = Vec::with_capacity(HEADER_BYTES + size);
+        frame.extend_from_slice(&data_header(number));
+        let n = match socket.read_buf(&mut (&mut frame).limit(size)).await {
             Ok(n) => n,
             Err(e) => return End::Failed(format!("read failed: {e}")),
         };
         let frame = if n == 0 {
-            BinaryFrame::Eof { channel: number }
+            BinaryFrame::Eof { channel: number }.encode()
         } else {
             credit.consume(n);
-            BinaryFrame::Data {
-                channel: number,
-                data: &buf[..n],
-            }
+            frame
         };
-        if !out.data(Frame::Binary(frame.encode())).await {
+        if !out.data(Frame::Binary(frame)).await {
             return End::Dropped;
         }
         if n == 0 {

@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use thymis_protocol::frame::BinaryFrame;
 use thymis_protocol::{
     AgentMessage, ControllerMessage, NetworkInterface, SecretsMessage, Start,
     AGENT_KEEP_ALIVE_SECS, MAX_MESSAGE_BYTES, SILENCE_TIMEOUT_SECS,
@@ -13,7 +12,7 @@ use thymis_protocol::{
 use tokio::sync::mpsc;
 use tokio::time::{sleep, Instant};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tokio_tungstenite::Connector;
 
 use crate::device::Device;
@@ -293,15 +292,12 @@ impl Connection<'_> {
         reason
     }
 
-    fn handle_binary(&mut self, bytes: &[u8]) {
+    fn handle_binary(&mut self, bytes: &Bytes) {
         if !self.binary {
             log::warn!("skipping a binary frame on a connection without binary frames");
             return;
         }
-        match BinaryFrame::decode(bytes) {
-            Ok(frame) => self.relay.binary_frame(frame),
-            Err(e) => log::warn!("skipping a malformed binary frame: {e}"),
-        }
+        self.relay.binary_frame(bytes);
     }
 
     fn handle_text(&mut self, text: &str) {

@@ -14,6 +14,12 @@ use thymis_protocol::{AgentMessage, InitiateConnection, MAX_DATA_FRAME_BYTES};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Bytes;
+
+/// A frame as the controller's binary WebSocket message.
+fn frame(frame: BinaryFrame<'_>) -> Bytes {
+    Bytes::from(frame.encode())
+}
 
 /// What the agent queued for the WebSocket (test-only, so size does not matter).
 #[allow(clippy::large_enum_variant)]
@@ -156,10 +162,10 @@ impl Peer {
             let n = (data.len() - *sent)
                 .min(MAX_DATA_FRAME_BYTES)
                 .min(self.send_credit as usize);
-            relay.binary_frame(BinaryFrame::Data {
+            relay.binary_frame(&frame(BinaryFrame::Data {
                 channel: self.channel,
                 data: &data[*sent..*sent + n],
-            });
+            }));
             *sent += n;
             self.send_credit -= n as u64;
             assert!(
@@ -182,10 +188,10 @@ impl Peer {
         );
         self.consumed_ungranted += data.len() as u64;
         if self.consumed_ungranted >= grant_step {
-            relay.binary_frame(BinaryFrame::Credit {
+            relay.binary_frame(&frame(BinaryFrame::Credit {
                 channel: self.channel,
                 bytes: self.consumed_ungranted as u32,
-            });
+            }));
             self.granted += self.consumed_ungranted;
             self.consumed_ungranted = 0;
         }
@@ -212,7 +218,7 @@ async fn binary_channel_echoes_in_order_within_credit_both_ways() {
     loop {
         peer.send(&mut relay, &data, &mut sent, agent_window as usize);
         if sent == data.len() && !eof_sent {
-            relay.binary_frame(BinaryFrame::Eof { channel: 1 });
+            relay.binary_frame(&frame(BinaryFrame::Eof { channel: 1 }));
             eof_sent = true;
         }
         match next(&mut queues).await {
@@ -326,10 +332,10 @@ async fn a_stalled_device_socket_stops_credit_bounds_memory_and_does_not_stall_o
     echo_open.target_port = 5900;
     relay.open(echo_open, true);
     expect_ok(&mut queues, "fast").await.unwrap();
-    relay.binary_frame(BinaryFrame::Data {
+    relay.binary_frame(&frame(BinaryFrame::Data {
         channel: 2,
         data: b"ping",
-    });
+    }));
     let mut echoed = Vec::new();
     while echoed.len() < 4 {
         match next(&mut queues).await {
@@ -355,7 +361,7 @@ async fn a_stalled_device_socket_stops_credit_bounds_memory_and_does_not_stall_o
             other => panic!("unexpected {other:?}"),
         }
     }
-    relay.binary_frame(BinaryFrame::Eof { channel: 1 });
+    relay.binary_frame(&frame(BinaryFrame::Eof { channel: 1 }));
     let received = tokio::time::timeout(Duration::from_secs(20), done.recv())
         .await
         .unwrap()
@@ -377,10 +383,10 @@ async fn a_controller_that_ignores_the_window_loses_the_channel() {
     let chunk = vec![1u8; 32 * 1024];
     let mut sent = 0usize;
     let reason = loop {
-        relay.binary_frame(BinaryFrame::Data {
+        relay.binary_frame(&frame(BinaryFrame::Data {
             channel: 7,
             data: &chunk,
-        });
+        }));
         sent += chunk.len();
         assert!(relay.buffered_bytes() <= 64 * 1024);
         assert!(sent < 256 * 1024 * 1024, "never cut off");
@@ -409,11 +415,11 @@ async fn eof_travels_both_ways_and_half_closed_channels_keep_working() {
     let (mut relay, mut queues) = relay_to(port, RelayConfig::default());
     relay.open(open("h", Some(3), None), true);
     expect_ok(&mut queues, "h").await;
-    relay.binary_frame(BinaryFrame::Data {
+    relay.binary_frame(&frame(BinaryFrame::Data {
         channel: 3,
         data: b"hello",
-    });
-    relay.binary_frame(BinaryFrame::Eof { channel: 3 });
+    }));
+    relay.binary_frame(&frame(BinaryFrame::Eof { channel: 3 }));
     let mut answer = Vec::new();
     loop {
         match next(&mut queues).await {
@@ -458,10 +464,10 @@ async fn controller_close_and_session_end_drop_device_sockets() {
         ));
     }
     assert_eq!(relay.open_channels(), 3);
-    relay.binary_frame(BinaryFrame::Close {
+    relay.binary_frame(&frame(BinaryFrame::Close {
         channel: 1,
         reason: "bye",
-    });
+    }));
     tokio::time::timeout(Duration::from_secs(5), closed_rx.recv())
         .await
         .unwrap()
@@ -561,10 +567,10 @@ async fn refused_targets_get_initiate_connection_error() {
     }
     relay.open(open("dup", Some(2), None), true);
     assert!(expect_error(&mut queues, "dup").await.contains("too many"));
-    relay.binary_frame(BinaryFrame::Close {
+    relay.binary_frame(&frame(BinaryFrame::Close {
         channel: 1,
         reason: "",
-    });
+    }));
     tokio::time::sleep(Duration::from_millis(100)).await;
     relay.open(open("dup", Some(2), None), true);
     assert!(expect_error(&mut queues, "dup")
@@ -625,10 +631,10 @@ async fn json_channels_speak_base64_tcp_data() {
     assert_eq!(relay.open_channels(), 0);
     // Unknown channels are ignored.
     relay.json_data("nope", "aGk=");
-    relay.binary_frame(BinaryFrame::Data {
+    relay.binary_frame(&frame(BinaryFrame::Data {
         channel: 99,
         data: b"x",
-    });
+    }));
     assert_eq!(quiet(&mut queues, Duration::from_millis(100)).await, None);
 }
 

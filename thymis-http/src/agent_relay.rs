@@ -32,7 +32,7 @@ async fn relay(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     // Small buffers: an idle agent should cost kilobytes (10,000 agents on one controller),
-    // and relay frames are at most 64 KiB anyway.
+    // and relay frames are at most 256 KiB anyway.
     upgrade
         .read_buffer_size(IO_BUFFER_BYTES)
         .write_buffer_size(IO_BUFFER_BYTES)

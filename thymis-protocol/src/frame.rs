@@ -75,6 +75,16 @@ const EOF: u8 = 2;
 const CLOSE: u8 = 3;
 const HEADER: usize = 5;
 
+/// Bytes before the body of a frame.
+pub const HEADER_BYTES: usize = HEADER;
+
+/// The header of a data frame of `channel`: a sender that reads the body in right after it
+/// saves the copy [`BinaryFrame::encode`] makes.
+pub fn data_header(channel: u32) -> [u8; HEADER] {
+    let [a, b, c, d] = channel.to_be_bytes();
+    [DATA, a, b, c, d]
+}
+
 impl<'a> BinaryFrame<'a> {
     /// The channel the frame belongs to.
     pub fn channel(&self) -> u32 {
@@ -170,6 +180,19 @@ mod tests {
         ] {
             assert_eq!(BinaryFrame::decode(&frame.encode()), Ok(frame));
         }
+    }
+
+    #[test]
+    fn a_data_header_and_body_read_as_a_data_frame() {
+        let mut bytes = data_header(0x0102_0304).to_vec();
+        bytes.extend_from_slice(b"body");
+        assert_eq!(
+            BinaryFrame::decode(&bytes),
+            Ok(BinaryFrame::Data {
+                channel: 0x0102_0304,
+                data: b"body"
+            })
+        );
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub const SILENCE_TIMEOUT_SECS: u64 = 75;
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
 /// Largest payload of one binary data frame.
-pub const MAX_DATA_FRAME_BYTES: usize = 64 * 1024;
+pub const MAX_DATA_FRAME_BYTES: usize = 256 * 1024;
 
 /// Largest payload of one base64 `tcp_data` frame sent to an upstream agent (it reads 1 KiB
 /// per frame itself; it decodes any size).

@@ -33,6 +33,52 @@ fn raise_file_limit() {
     }
 }
 
+/// What a Raspberry Pi reports: a serial number and a board UUID, unique per agent.
+fn hardware_ids(index: usize) -> std::collections::BTreeMap<String, String> {
+    [
+        ("pi-serial-number", format!("10000000{index:08x}")),
+        (
+            "dmi-product-uuid",
+            format!("4c4c4544-0000-1000-8000-{index:012x}"),
+        ),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value))
+    .collect()
+}
+
+/// Loopback and one Ethernet interface with an IPv4 and an IPv6 address.
+fn network_interfaces(index: usize) -> Vec<protocol::NetworkInterface> {
+    vec![
+        protocol::NetworkInterface {
+            interface: "lo".into(),
+            ipv4_addresses: vec!["127.0.0.1".into()],
+            ipv6_addresses: vec!["::1".into()],
+            mac_address: None,
+        },
+        protocol::NetworkInterface {
+            interface: "eth0".into(),
+            ipv4_addresses: vec![format!(
+                "10.{}.{}.{}",
+                index >> 16 & 255,
+                index >> 8 & 255,
+                index & 255
+            )],
+            ipv6_addresses: vec![format!(
+                "fe80::dea6:32ff:fe{:02x}:{:04x}",
+                index >> 16 & 255,
+                index & 0xffff
+            )],
+            mac_address: Some(format!(
+                "dc:a6:32:{:02x}:{:02x}:{:02x}",
+                index >> 16 & 255,
+                index >> 8 & 255,
+                index & 255
+            )),
+        },
+    ]
+}
+
 fn one_line(key: &ssh_key::PrivateKey) -> String {
     let line = key.public_key().to_openssh().expect("openssh encoding");
     line.split_whitespace()
@@ -43,6 +89,7 @@ fn one_line(key: &ssh_key::PrivateKey) -> String {
 
 /// One simulated agent: admitted, then keeping alive until the process ends.
 async fn agent(
+    index: usize,
     url: String,
     token: String,
     key: ssh_key::PrivateKey,
@@ -73,11 +120,11 @@ async fn agent(
         .expect("signature");
     let start = AgentMessage::Start(Start {
         token,
-        hardware_ids: Default::default(),
+        hardware_ids: hardware_ids(index),
         public_key: one_line(&key),
         deployed_config_id: None,
         ip_addresses: Vec::new(),
-        network_interfaces: Vec::new(),
+        network_interfaces: network_interfaces(index),
         ram_bytes: Some(1 << 30),
         last_error: None,
         agent_version: Some("agent_load".into()),
@@ -164,8 +211,9 @@ async fn main() {
     let gate = Arc::new(Semaphore::new(CONNECTING_AT_ONCE));
     let began = Instant::now();
     let cpu_before = cpu_time(pid);
-    for key in keys {
+    for (index, key) in keys.into_iter().enumerate() {
         tokio::spawn(agent(
+            index,
             url.clone(),
             token.clone(),
             key,
@@ -198,31 +246,41 @@ async fn main() {
     let (cpu_start, wall_start) = (cpu_time(pid), Instant::now());
     tokio::time::sleep(steady).await;
     let cpu = (cpu_time(pid) - cpu_start).as_secs_f64() / wall_start.elapsed().as_secs_f64();
+    // The list as a client receives it (every byte of the body), then parsed apart.
     let mut list_times = Vec::new();
+    let mut parse_times = Vec::new();
+    let mut body_bytes = 0;
     let mut online = 0;
     for _ in 0..20 {
         let asked = Instant::now();
-        let devices: serde_json::Value = client
+        let body = client
             .get(format!("{}/api/all_deployment_infos", controller.url))
             .send()
             .await
             .expect("device list")
-            .json()
+            .bytes()
             .await
-            .expect("device list json");
+            .expect("device list body");
         list_times.push(asked.elapsed());
+        body_bytes = body.len();
+        let parsing = Instant::now();
+        let devices: serde_json::Value = serde_json::from_slice(&body).expect("device list json");
+        parse_times.push(parsing.elapsed());
         online = devices
             .as_array()
             .map_or(0, |d| d.iter().filter(|d| d["connected"] == true).count());
     }
+    parse_times.sort();
     list_times.sort();
     println!(
-        "steady {:?}: controller RSS {:.1} MiB (idle before agents {:.1} MiB), CPU {:.1}% of a core; {online} online; device list p50 {:?}, max {:?}",
+        "steady {:?}: controller RSS {:.1} MiB (idle before agents {:.1} MiB), CPU {:.1}% of a core; {online} online; device list ({:.1} MiB) p50 {:?}, max {:?}; client JSON parse p50 {:?}",
         steady,
         rss_mib(pid),
         idle_rss,
         cpu * 100.0,
+        body_bytes as f64 / (1 << 20) as f64,
         percentile(&list_times, 0.5),
         list_times.last().copied().unwrap_or_default(),
+        percentile(&parse_times, 0.5),
     );
 }
