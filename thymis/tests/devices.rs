@@ -1439,3 +1439,32 @@ fn devices_are_listed_in_upstreams_order() {
         .collect();
     assert_eq!(listed, vec![ids[2], ids[1], ids[0], ids[3], ids[4]]);
 }
+
+#[test]
+fn hardware_ids_with_null_values_from_upstream_list_their_text_values() {
+    let fx = fixture();
+    let (_, token_id) = fx.token();
+    let (device, _) = fx.admitted(&admission(
+        &key(1),
+        &[("pi-serial-number", "abc")],
+        token_id,
+    ));
+    // Upstream stored ids without a value as null.
+    fx.db()
+        .execute(
+            "UPDATE hardware_devices SET hardware_ids = ?1 WHERE device_id = ?2",
+            rusqlite::params![
+                r#"{"pi-serial-number":"abc","dmi-board-serial":null}"#,
+                device.to_string()
+            ],
+        )
+        .unwrap();
+    let hardware = fx.registry.hardware_devices().unwrap();
+    assert_eq!(hardware.len(), 1);
+    assert_eq!(
+        hardware[0].hardware_ids,
+        BTreeMap::from([("pi-serial-number".to_owned(), "abc".to_owned())])
+    );
+    let listed = fx.registry.devices().unwrap();
+    assert_eq!(listed[0].hardware_devices[0].hardware_ids.len(), 1);
+}
