@@ -121,10 +121,16 @@ impl Drop for DeviceServices {
     }
 }
 
-/// In the process [`DeviceServices::start`] spawned: serves until killed. Call first in
-/// `main`; returns at once in the benchmark's own process.
-pub fn serve_device_services_if_asked() {
+/// The `main` of a benchmark using [`DeviceServices`]: runs `bench` on two worker threads,
+/// or, in the process [`DeviceServices::start`] spawned, the services until killed.
+pub fn run_with_device_services<F: std::future::Future<Output = ()>>(bench: impl FnOnce() -> F) {
     if std::env::args().nth(1).as_deref() != Some(SERVICES_ARG) {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(bench());
         return;
     }
     let runtime = tokio::runtime::Builder::new_current_thread()

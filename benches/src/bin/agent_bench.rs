@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use thymis_benches::controller::{self, percentile, rss_mib, Controller};
 use thymis_benches::device::{
-    agent_binary, allow_ports, device_root, mib_per_s, round_trips, serve_device_services_if_asked,
+    agent_binary, allow_ports, device_root, mib_per_s, round_trips, run_with_device_services,
     start_agent, to_sink, DeviceServices, BULK_BYTES,
 };
 use tokio::net::TcpStream;
@@ -80,13 +80,7 @@ async fn access_channel(
 }
 
 fn main() {
-    serve_device_services_if_asked();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(bench());
+    run_with_device_services(bench);
 }
 
 async fn bench() {

@@ -25,7 +25,7 @@ use thymis::ssh::ControllerKey;
 use thymis::store::SqliteStore;
 use thymis_benches::controller::percentile;
 use thymis_benches::device::{
-    allow_ports, device_root, from_source, mib_per_s, round_trips, serve_device_services_if_asked,
+    allow_ports, device_root, from_source, mib_per_s, round_trips, run_with_device_services,
     start_agent, to_sink, DeviceServices, BULK_BYTES,
 };
 use tokio::net::{TcpListener, TcpStream};
@@ -151,13 +151,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    serve_device_services_if_asked();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(bench());
+    run_with_device_services(bench);
 }
 
 async fn bench() {
