@@ -14,6 +14,7 @@ use thymis::settings::ControllerSettings;
 use thymis::store::Store;
 use thymis::task::TaskEngine;
 
+use crate::api::device_json::DeviceListCache;
 use crate::auth::{Caller, LoginLimiter};
 
 /// Everything a handler may need; cheap to clone.
@@ -45,6 +46,8 @@ pub struct AppState {
     pub agent_service: AgentService,
     /// Devices, their reports, agent tokens.
     pub devices: Arc<DeviceRegistry>,
+    /// Each listed device's JSON, by revision.
+    pub device_list: Arc<DeviceListCache>,
 }
 
 impl AppState {

@@ -288,6 +288,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         vault,
         events,
         login_limiter: Arc::new(LoginLimiter::default()),
+        device_list: Arc::default(),
     };
 
     println!(

@@ -5,6 +5,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -668,17 +669,20 @@ async fn a_slow_reader_holds_back_only_its_own_channel() {
     }
 }
 
+#[path = "../../thymis/tests/common/netns.rs"]
+mod netns;
 #[path = "../../thymis/tests/common/sshd.rs"]
 #[allow(dead_code)]
 mod sshd;
 
 /// An agent speaking only the upstream protocol, written from agent-protocol.md: JSON frames,
-/// no proof, base64 `tcp_data` of at most 1 KiB. Its device's port 22 is the test's sshd.
+/// no proof, base64 `tcp_data` of at most 1 KiB. Its device is the network namespace `device`,
+/// whose port 22 is the test's sshd.
 async fn upstream_agent(
     controller: &Controller,
     token: &str,
     public_key: &str,
-    sshd_port: u16,
+    device: Arc<netns::NetNs>,
 ) -> tokio::sync::oneshot::Receiver<()> {
     let (socket, _) = tokio_tungstenite::connect_async(controller.ws_url("/agent/relay"))
         .await
@@ -716,9 +720,16 @@ async fn upstream_agent(
             match inner["kind"].as_str().unwrap_or_default() {
                 "initiate_connection" => {
                     assert_eq!(inner["target_port"], 22);
-                    let stream = tokio::net::TcpStream::connect(("127.0.0.1", sshd_port))
-                        .await
-                        .unwrap();
+                    let device = device.clone();
+                    let stream = tokio::task::spawn_blocking(move || {
+                        let port_22 = std::net::SocketAddr::from(([127, 0, 0, 1], 22));
+                        device.connect(port_22, Duration::from_secs(5))
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap();
+                    stream.set_nonblocking(true).unwrap();
+                    let stream = tokio::net::TcpStream::from_std(stream).unwrap();
                     let (mut read, write) = stream.into_split();
                     sockets.insert(id.clone(), write);
                     out_tx
@@ -771,10 +782,12 @@ async fn an_upstream_agent_is_proved_over_ssh_and_relays_through_json_frames() {
     let client = controller.login().await;
     let token = create_agent_token(&controller, &client, "upstream image").await;
     let controller_key = common::agents::key_line(&controller.data_dir.join("id_thymis.pub"));
-    let sshd = sshd::Sshd::start(&[&controller_key]);
+    // The device's sshd is in a network of its own: only the agent's relay reaches it.
+    let device = Arc::new(netns::NetNs::new());
+    let sshd = sshd::Sshd::start_in(&device, &[&controller_key]);
     let host_key = sshd.host_key_line();
 
-    let admitted = upstream_agent(&controller, &token, &host_key, sshd.port()).await;
+    let admitted = upstream_agent(&controller, &token, &host_key, device.clone()).await;
     tokio::time::timeout(Duration::from_secs(20), admitted)
         .await
         .expect("the upstream agent was not admitted")
@@ -801,7 +814,7 @@ async fn an_upstream_agent_is_proved_over_ssh_and_relays_through_json_frames() {
 
     // Claiming a key that sshd does not hold fails the proof.
     let other_key = common::agents::generate_host_key(&dir.path().join("other/key"));
-    let refused = upstream_agent(&controller, &token, &other_key, sshd.port()).await;
+    let refused = upstream_agent(&controller, &token, &other_key, device).await;
     assert!(tokio::time::timeout(Duration::from_secs(20), refused)
         .await
         .unwrap()

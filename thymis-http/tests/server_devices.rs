@@ -407,6 +407,93 @@ async fn devices_are_listed_shown_edited_and_deleted() {
     );
 }
 
+/// Each device of the full list by id, after checking it equals the device's own page.
+async fn listed_devices(setup: &Setup) -> BTreeMap<String, Value> {
+    let all = setup.get_json("/api/all_deployment_infos").await;
+    let mut listed = BTreeMap::new();
+    for device in all.as_array().unwrap() {
+        let id = device["id"].as_str().unwrap().to_owned();
+        let shown = setup.get_json(&format!("/api/deployment_info/{id}")).await;
+        assert_eq!(device, &shown, "list entry and device page of {id}");
+        listed.insert(id, device.clone());
+    }
+    listed
+}
+
+#[tokio::test]
+async fn lists_show_every_change_made_after_they_were_cached() {
+    let setup = setup().await;
+    let (_, token) = setup.agent_token("image");
+    let pi = setup.admit(&key(1), &[("pi-serial-number", "A")], "kiosk", token);
+    let pc = setup.admit(&key(2), &[("dmi-product-uuid", "B")], "other", token);
+    let gone = setup.admit(&key(3), &[], "kiosk", token);
+    let before = listed_devices(&setup).await;
+    assert_eq!(before.len(), 3);
+    // Asked again unchanged, a list is the same.
+    assert_eq!(listed_devices(&setup).await, before);
+
+    // Changes written straight to the database, as other writers (agent connections, a
+    // second controller process, an import) make them, without telling this controller.
+    std::thread::sleep(StdDuration::from_millis(5));
+    setup
+        .store
+        .update_device(
+            pi,
+            &thymis::store::DeviceUpdate {
+                name: Some(Some("lobby".into())),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    // Stored to the microsecond.
+    let seen = Utc::now()
+        .duration_trunc(Duration::microseconds(1))
+        .unwrap();
+    setup.store.touch_devices(&[pc], seen).unwrap();
+    // Pi A's card now boots in a new Pi with a new key: the hardware moves to it.
+    let reflashed = setup.admit(&key(4), &[("pi-serial-number", "A")], "kiosk", token);
+    assert!(setup.store.delete_device(gone).unwrap());
+
+    let after = listed_devices(&setup).await;
+    let ids: Vec<String> = after.keys().cloned().collect();
+    let mut expected = vec![pi.to_string(), pc.to_string(), reflashed.to_string()];
+    expected.sort();
+    assert_eq!(ids, expected, "the deleted device left, the new one came");
+    let (pi_json, pc_json) = (&after[&pi.to_string()], &after[&pc.to_string()]);
+    assert_eq!(pi_json["name"], "lobby");
+    assert_eq!(pi_json["hardware_devices"], json!([]), "its hardware moved");
+    let moved = &after[&reflashed.to_string()]["hardware_devices"][0];
+    assert_eq!(moved["hardware_ids"], json!({"pi-serial-number": "A"}));
+    assert_eq!(moved["deployment_info_id"], reflashed.to_string());
+    let seen = thymis::devices::iso(&seen);
+    assert_eq!(pc_json["last_seen"], seen.as_str());
+    assert_eq!(pc_json["hardware_devices"][0]["last_seen"], seen.as_str());
+    assert_ne!(
+        before[&pc.to_string()]["last_seen"],
+        pc_json["last_seen"],
+        "last seen moved"
+    );
+    // The newest first seen comes first; everything else stayed as it was.
+    let all = setup.get_json("/api/all_deployment_infos").await;
+    assert_eq!(all[0]["id"], reflashed.to_string());
+    assert_eq!(
+        pc_json["network_interfaces"],
+        before[&pc.to_string()]["network_interfaces"]
+    );
+
+    let by_config = setup
+        .get_json("/api/deployment_infos_by_config_id/kiosk")
+        .await;
+    let kiosk: Vec<&str> = by_config
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(kiosk, vec![reflashed.to_string(), pi.to_string()]);
+    assert_eq!(by_config[1], after[&pi.to_string()]);
+}
+
 #[tokio::test]
 async fn connection_history_metrics_and_error_logs() {
     let setup = setup().await;

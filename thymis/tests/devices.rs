@@ -1468,3 +1468,197 @@ fn hardware_ids_with_null_values_from_upstream_list_their_text_values() {
     let listed = fx.registry.devices().unwrap();
     assert_eq!(listed[0].hardware_devices[0].hardware_ids.len(), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// list snapshots
+
+/// Each device's revision, by id.
+fn revisions(fx: &Fixture) -> BTreeMap<Uuid, i64> {
+    fx.registry
+        .device_list_snapshot(None, &|_, _| true)
+        .unwrap()
+        .devices
+        .iter()
+        .map(|entry| (entry.id, entry.revision))
+        .collect()
+}
+
+#[test]
+fn revisions_move_with_what_lists_show_and_not_with_keep_alives() {
+    let fx = fixture();
+    let (_, token) = fx.token();
+    let (a, _) = fx.admitted(&admission(&key(1), &[("pi-serial-number", "A")], token));
+    let (b, _) = fx.admitted(&admission(&key(2), &[("pi-serial-number", "B")], token));
+    let start = revisions(&fx);
+    assert_ne!(start[&a], start[&b], "revisions are unique");
+
+    // Keep-alives and an unchanged re-admission move only last-seen times.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    fx.registry.keep_alive(a);
+    assert_eq!(fx.registry.flush_last_seen().unwrap(), 1);
+    fx.admitted(&admission(&key(2), &[("pi-serial-number", "B")], token));
+    assert_eq!(revisions(&fx), start);
+
+    // Each shown change moves the revision of exactly the devices it shows on.
+    let mut last = start;
+    let mut expect_moved = |fx: &Fixture, moved: &[Uuid], what: &str| {
+        let now = revisions(fx);
+        for id in [a, b] {
+            assert_eq!(
+                now[&id] > last[&id],
+                moved.contains(&id),
+                "{what}: revision of {id}"
+            );
+            assert!(now[&id] >= last[&id], "{what}: revisions never go back");
+        }
+        last = now;
+    };
+    let rename = DeviceUpdate {
+        name: Some(Some("kiosk-1".into())),
+        ..DeviceUpdate::default()
+    };
+    fx.registry.update(a, rename.clone()).unwrap();
+    expect_moved(&fx, &[a], "rename");
+    fx.registry.update(a, rename).unwrap();
+    expect_moved(&fx, &[], "the same name again");
+    fx.registry
+        .update(
+            b,
+            DeviceUpdate {
+                archived: Some(true),
+                ..DeviceUpdate::default()
+            },
+        )
+        .unwrap();
+    expect_moved(&fx, &[b], "archive");
+    fx.registry.keep_alive(b);
+    fx.registry.flush_last_seen().unwrap();
+    expect_moved(&fx, &[b], "a keep-alive that un-archives");
+    let wifi = NetworkInterface {
+        interface: "wlan0".into(),
+        ipv4_addresses: vec![],
+        ipv6_addresses: vec![],
+        mac_address: None,
+    };
+    fx.registry.record_network_interfaces(b, &[wifi]).unwrap();
+    expect_moved(&fx, &[b], "new interfaces");
+    // A re-flashed Pi takes A's hardware: both devices' hardware lists change.
+    let (reflashed, _) = fx.admitted(&admission(&key(3), &[("pi-serial-number", "A")], token));
+    expect_moved(&fx, &[a], "hardware moved away");
+    fx.db()
+        .execute(
+            "UPDATE hardware_devices SET device_id = ?1 WHERE device_id = ?2",
+            rusqlite::params![b.to_string(), reflashed.to_string()],
+        )
+        .unwrap();
+    expect_moved(&fx, &[b], "hardware moved to b");
+    fx.db()
+        .execute(
+            "UPDATE hardware_devices SET hardware_ids = '{\"pi-serial-number\":\"Z\"}' \
+             WHERE hardware_ids LIKE '%\"B\"%'",
+            [],
+        )
+        .unwrap();
+    expect_moved(&fx, &[b], "hardware ids edited");
+    fx.db()
+        .execute(
+            "DELETE FROM hardware_devices WHERE device_id = ?1",
+            [b.to_string()],
+        )
+        .unwrap();
+    expect_moved(&fx, &[b], "hardware deleted");
+
+    // A deleted device re-created under the same id never meets its old revision.
+    let old = last[&a];
+    let db = fx.db();
+    let row: (String, String) = db
+        .query_row(
+            "SELECT ssh_public_key, created_at FROM devices WHERE id = ?1",
+            [a.to_string()],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert!(fx.registry.delete(a).is_ok());
+    db.execute(
+        "INSERT INTO devices (id, ssh_public_key, created_at) VALUES (?1, ?2, ?3)",
+        rusqlite::params![a.to_string(), row.0, row.1],
+    )
+    .unwrap();
+    assert!(revisions(&fx)[&a] > old);
+}
+
+#[test]
+fn list_snapshots_read_in_full_only_the_devices_not_known() {
+    let fx = fixture();
+    let (_, token) = fx.token();
+    let ids: Vec<Uuid> = (0..4)
+        .map(|n| {
+            fx.admitted(&admission(
+                &key(n),
+                &[("pi-serial-number", &format!("s{n}"))],
+                token,
+            ))
+            .0
+        })
+        .collect();
+    let first = fx
+        .registry
+        .device_list_snapshot(None, &|_, _| false)
+        .unwrap();
+    let listed: Vec<Uuid> = fx
+        .registry
+        .devices()
+        .unwrap()
+        .iter()
+        .map(|d| d.device.id)
+        .collect();
+    let order: Vec<Uuid> = first.devices.iter().map(|entry| entry.id).collect();
+    assert_eq!(order, listed, "the order of full lists");
+    assert_eq!(first.changed.len(), 4);
+    assert_eq!(first.changed_hardware.len(), 4);
+    assert_eq!(first.hardware_seen.len(), 4);
+    for device in &first.changed {
+        let entry = first.devices.iter().find(|e| e.id == device.id).unwrap();
+        assert_eq!(device.revision, entry.revision);
+        assert_eq!(device.last_seen_at, entry.last_seen_at);
+    }
+
+    // Known at their revisions, only the renamed device is read again.
+    let known: BTreeMap<Uuid, i64> = first.devices.iter().map(|e| (e.id, e.revision)).collect();
+    fx.registry
+        .update(
+            ids[2],
+            DeviceUpdate {
+                notes: Some(Some("rack 4".into())),
+                ..DeviceUpdate::default()
+            },
+        )
+        .unwrap();
+    let known_fn = |id: Uuid, revision: i64| known.get(&id) == Some(&revision);
+    let second = fx.registry.device_list_snapshot(None, &known_fn).unwrap();
+    assert_eq!(second.devices.len(), 4);
+    assert_eq!(second.changed.len(), 1);
+    assert_eq!(second.changed[0].id, ids[2]);
+    assert_eq!(second.changed[0].notes.as_deref(), Some("rack 4"));
+    assert_eq!(second.changed_hardware.len(), 1);
+    assert_eq!(second.changed_hardware[0].device_id, Some(ids[2]));
+
+    // By config: only the devices running it, with only their hardware.
+    fx.registry
+        .update(
+            ids[0],
+            DeviceUpdate {
+                deployed_config_id: Some(Some("other".into())),
+                ..DeviceUpdate::default()
+            },
+        )
+        .unwrap();
+    let other = fx
+        .registry
+        .device_list_snapshot(Some("other"), &known_fn)
+        .unwrap();
+    assert_eq!(other.devices.len(), 1);
+    assert_eq!(other.devices[0].id, ids[0]);
+    assert_eq!(other.changed.len(), 1);
+    assert_eq!(other.hardware_seen.len(), 1);
+}

@@ -1,24 +1,20 @@
 //! Devices (upstream "deployment infos", http-api.md §2.6): list, show, edit, archive and
 //! delete devices, their hardware, connection history, metrics and error logs.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Datelike, Timelike, Utc};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use thymis::agent::protocol::{ControllerMessage, NetworkInterface};
-use thymis::agent::AgentHub;
+use serde::{Deserialize, Deserializer, Serialize};
+use thymis::agent::protocol::ControllerMessage;
 use thymis::devices::{iso, DeviceError, DeviceInfo, MetricGranularity};
-use thymis::store::{ConnectionRecord, DeviceUpdate, HardwareDeviceRecord, MetricSample};
+use thymis::store::{ConnectionRecord, DeviceUpdate, MetricSample};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::api::device_json::{device_json, DeploymentInfo, HardwareDevice};
 use crate::api::logs::LogEntryView;
 use crate::api::params::{ValidPath, ValidQuery};
 use crate::app::AppState;
@@ -62,172 +58,28 @@ where
     blocking(move || f(&devices).map_err(ApiError::from)).await
 }
 
-/// A time as the API writes it (ISO 8601, UTC, ending in `Z`, as [`iso`]), serialized without
-/// a temporary string: a 10,000-device list has 30,000 of them.
-#[derive(Debug, Clone, Copy)]
-struct IsoTime<'a>(&'a DateTime<Utc>);
-
-impl Serialize for IsoTime<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // Written by hand into a stack buffer: chrono's formatter parses its pattern on every
-        // call.
-        let time = self.0;
-        let (date, clock) = (time.date_naive(), time.time());
-        let mut text = StackText::default();
-        let _ = write!(
-            text,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-            date.year(),
-            date.month(),
-            date.day(),
-            clock.hour(),
-            clock.minute(),
-            clock.second()
-        );
-        // As `SecondsFormat::AutoSi`: no fraction, or 3, 6 or 9 digits.
-        let nanos = clock.nanosecond() % 1_000_000_000;
-        let _ = match nanos {
-            0 => Ok(()),
-            n if n % 1_000_000 == 0 => write!(text, ".{:03}", n / 1_000_000),
-            n if n % 1_000 == 0 => write!(text, ".{:06}", n / 1_000),
-            n => write!(text, ".{n:09}"),
-        };
-        let _ = text.write_char('Z');
-        serializer.serialize_str(text.as_str())
-    }
+/// A JSON body.
+fn json_response(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// Up to 32 bytes of text on the stack (an ISO time has at most 30).
-#[derive(Default)]
-struct StackText {
-    bytes: [u8; 32],
-    len: usize,
+/// One device as a JSON response.
+fn device_response(info: &DeviceInfo, app: &AppState) -> Result<Response, ApiError> {
+    let connected = app.agents.is_connected(info.device.id);
+    Ok(json_response(device_json(info, connected)?))
 }
 
-impl StackText {
-    fn as_str(&self) -> &str {
-        // Only whole `&str`s are ever written in.
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
-    }
+/// Every device, or those running `config_id`, as a JSON response. Read and written off the
+/// async threads: at 10,000 devices the body is about 10 MiB.
+async fn device_list(app: &AppState, config_id: Option<String>) -> Result<Response, ApiError> {
+    let (cache, devices, agents) = (
+        app.device_list.clone(),
+        app.devices.clone(),
+        app.agents.clone(),
+    );
+    let body = blocking(move || cache.write_list(&devices, &agents, config_id.as_deref())).await?;
+    Ok(json_response(body))
 }
-
-impl std::fmt::Write for StackText {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        self.bytes
-            .get_mut(self.len..end)
-            .ok_or(std::fmt::Error)?
-            .copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
-fn iso_time(time: &Option<DateTime<Utc>>) -> Option<IsoTime<'_>> {
-    time.as_ref().map(IsoTime)
-}
-
-/// A hardware identity (upstream `HardwareDevice`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HardwareDevice<'a> {
-    id: Uuid,
-    hardware_ids: &'a BTreeMap<String, String>,
-    deployment_info_id: Option<Uuid>,
-    #[schema(value_type = Option<String>)]
-    last_seen: Option<IsoTime<'a>>,
-}
-
-impl<'a> From<&'a HardwareDeviceRecord> for HardwareDevice<'a> {
-    fn from(row: &'a HardwareDeviceRecord) -> Self {
-        HardwareDevice {
-            id: row.id,
-            hardware_ids: &row.hardware_ids,
-            deployment_info_id: row.device_id,
-            last_seen: iso_time(&row.last_seen_at),
-        }
-    }
-}
-
-/// A device (upstream `DeploymentInfo`); `connected` is whether its agent is online now.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeploymentInfo<'a> {
-    id: Uuid,
-    ssh_public_key: &'a str,
-    deployed_config_commit: Option<&'a str>,
-    deployed_config_id: Option<&'a str>,
-    reachable_deployed_host: Option<&'a str>,
-    pending_config_id: Option<&'a str>,
-    #[schema(value_type = Option<String>)]
-    last_seen: Option<IsoTime<'a>>,
-    #[schema(value_type = Option<String>)]
-    first_seen: Option<IsoTime<'a>>,
-    archived: bool,
-    hardware_devices: Vec<HardwareDevice<'a>>,
-    #[schema(value_type = Option<Vec<Object>>)]
-    network_interfaces: Option<&'a [NetworkInterface]>,
-    location: Option<&'a str>,
-    name: Option<&'a str>,
-    connected: bool,
-    ram_bytes: Option<u64>,
-    notes: Option<&'a str>,
-}
-
-impl<'a> DeploymentInfo<'a> {
-    fn new(info: &'a DeviceInfo, agents: &AgentHub) -> Self {
-        let device = &info.device;
-        DeploymentInfo {
-            connected: agents.is_connected(device.id),
-            id: device.id,
-            ssh_public_key: &device.ssh_public_key,
-            deployed_config_commit: device.deployed_config_commit.as_deref(),
-            deployed_config_id: device.deployed_config_id.as_deref(),
-            reachable_deployed_host: device.reachable_deployed_host.as_deref(),
-            pending_config_id: device.pending_config_id.as_deref(),
-            last_seen: iso_time(&device.last_seen_at),
-            first_seen: iso_time(&device.first_seen_at),
-            archived: device.archived,
-            hardware_devices: info
-                .hardware_devices
-                .iter()
-                .map(HardwareDevice::from)
-                .collect(),
-            network_interfaces: device.network_interfaces.as_deref(),
-            location: device.location.as_deref(),
-            name: device.name.as_deref(),
-            ram_bytes: device.ram_bytes,
-            notes: device.notes.as_deref(),
-        }
-    }
-
-    /// One device as a JSON response.
-    fn response(info: &DeviceInfo, app: &AppState) -> Response {
-        Json(DeploymentInfo::new(info, &app.agents)).into_response()
-    }
-}
-
-/// Reads devices and writes them as a JSON array, both off the async threads: at 10,000
-/// devices the body is about 10 MiB, written once into a buffer of about that size.
-async fn device_list<F>(app: &AppState, read: F) -> Result<Response, ApiError>
-where
-    F: FnOnce(&thymis::devices::DeviceRegistry) -> Result<Vec<DeviceInfo>, DeviceError>
-        + Send
-        + 'static,
-{
-    let (devices, agents) = (app.devices.clone(), app.agents.clone());
-    let body = blocking(move || {
-        let infos = read(&devices)?;
-        let mut body = Vec::with_capacity(infos.len() * LIST_BYTES_PER_DEVICE);
-        serde_json::Serializer::new(&mut body)
-            .collect_seq(infos.iter().map(|info| DeploymentInfo::new(info, &agents)))
-            .map_err(ApiError::internal)?;
-        Ok(body)
-    })
-    .await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
-}
-
-/// A typical device's size in the list (key, hardware, two interfaces), to size the buffer.
-const LIST_BYTES_PER_DEVICE: usize = 1024;
 
 /// The devices recorded as running a config.
 #[utoipa::path(get, path = "/api/deployment_infos_by_config_id/{config_id}", tag = "devices",
@@ -238,14 +90,14 @@ async fn devices_by_config(
     _caller: Caller,
     ValidPath(config_id): ValidPath<String>,
 ) -> Result<Response, ApiError> {
-    device_list(&app, move |r| r.devices_by_config(&config_id)).await
+    device_list(&app, Some(config_id)).await
 }
 
 /// Every device: first seen newest first, then last seen, config and commit.
 #[utoipa::path(get, path = "/api/all_deployment_infos", tag = "devices",
     responses((status = 200, body = [DeploymentInfo])))]
 async fn all_devices(State(app): State<AppState>, _caller: Caller) -> Result<Response, ApiError> {
-    device_list(&app, |r| r.devices()).await
+    device_list(&app, None).await
 }
 
 /// One device.
@@ -258,7 +110,7 @@ async fn get_device(
     ValidPath(id): ValidPath<Uuid>,
 ) -> Result<Response, ApiError> {
     let info = registry(&app, move |r| r.device(id)).await?;
-    Ok(DeploymentInfo::response(&info, &app))
+    device_response(&info, &app)
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -345,7 +197,7 @@ async fn update_device(
             tracing::debug!(error = %err, "hostname update not sent");
         }
     }
-    Ok(DeploymentInfo::response(&info, &app))
+    device_response(&info, &app)
 }
 
 /// Deletes a device with its connection history, metrics and logs.
@@ -468,18 +320,4 @@ async fn error_logs(
 ) -> Result<Json<Vec<LogEntryView>>, ApiError> {
     let lines = registry(&app, move |r| r.error_logs(id)).await?;
     Ok(Json(lines.into_iter().map(LogEntryView::from).collect()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn iso_time_writes_what_iso_does() {
-        for nanos in [0, 120_000_000, 123_456_000, 123_456_789, 1_000] {
-            let time = DateTime::from_timestamp(1_763_856_000, nanos).unwrap();
-            let written = serde_json::to_string(&IsoTime(&time)).unwrap();
-            assert_eq!(written, format!("\"{}\"", iso(&time)), "nanos {nanos}");
-        }
-    }
 }

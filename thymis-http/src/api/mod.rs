@@ -4,6 +4,7 @@ pub mod actions;
 pub mod agent_tokens;
 pub mod artifacts;
 pub mod controller_settings;
+pub mod device_json;
 pub mod devices;
 pub mod external_repositories;
 pub mod fleet;

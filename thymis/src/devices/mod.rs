@@ -28,9 +28,9 @@ use crate::events::{Event, EventBus};
 use crate::project::Project;
 use crate::secrets::{encrypt_for_device, SecretError, Vault, VaultError};
 use crate::store::{
-    hash_token, new_agent_token, AgentTokenRecord, ConnectionRecord, DeviceRecord, DeviceUpdate,
-    HardwareDeviceRecord, LatestMetric, LogQuery, LogRecord, MetricSample, NewAdmission,
-    NewAgentToken, Store, StoreError,
+    hash_token, new_agent_token, AgentTokenRecord, ConnectionRecord, DeviceListSnapshot,
+    DeviceRecord, DeviceUpdate, HardwareDeviceRecord, LatestMetric, LogQuery, LogRecord,
+    MetricSample, NewAdmission, NewAgentToken, Store, StoreError,
 };
 
 pub use fleet::{
@@ -529,6 +529,16 @@ impl DeviceRegistry {
     /// The devices recorded as running `config_id`.
     pub fn devices_by_config(&self, config_id: &str) -> Result<Vec<DeviceInfo>, DeviceError> {
         self.with_hardware(self.store.list_devices_by_config(config_id)?)
+    }
+
+    /// Every device (or those running `config_id`) in list order, with the full records of
+    /// those whose (id, revision) `known` does not accept (see [`Store::device_list_snapshot`]).
+    pub fn device_list_snapshot(
+        &self,
+        config_id: Option<&str>,
+        known: &dyn Fn(Uuid, i64) -> bool,
+    ) -> Result<DeviceListSnapshot, DeviceError> {
+        Ok(self.store.device_list_snapshot(config_id, known)?)
     }
 
     /// Every hardware identity.

@@ -1,7 +1,7 @@
 //! Records of the device registry: devices, hardware identities, agent connections, metrics,
 //! device logs and agent tokens (agent-protocol.md §10). Token hashes are never part of a record.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -44,6 +44,41 @@ pub struct DeviceRecord {
     pub created_at: DateTime<Utc>,
     /// The agent token it was last admitted with.
     pub agent_token_id: Option<Uuid>,
+    /// Changes whenever anything a device list shows about it changes, except its last-seen
+    /// times: its columns, or the hardware linked to it. Unique across devices and never
+    /// reused, so lists can cache a device's entry by (id, revision).
+    pub revision: i64,
+}
+
+/// A device's place in a list and its fast-changing fields, read for every list request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceListEntry {
+    /// Device id.
+    pub id: Uuid,
+    /// Its [`DeviceRecord::revision`].
+    pub revision: i64,
+    /// First admission.
+    pub first_seen_at: Option<DateTime<Utc>>,
+    /// Last admission or keep-alive.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// The config it runs.
+    pub deployed_config_id: Option<String>,
+    /// The commit of that config.
+    pub deployed_config_commit: Option<String>,
+}
+
+/// A device list as of one moment, for callers that cache each device by its revision.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceListSnapshot {
+    /// The listed devices in list order (first seen newest first, then last seen newest
+    /// first, then config id and commit).
+    pub devices: Vec<DeviceListEntry>,
+    /// When each hardware row linked to a listed device was last seen, by hardware id.
+    pub hardware_seen: HashMap<Uuid, Option<DateTime<Utc>>>,
+    /// The full records of the listed devices whose revision the caller did not know.
+    pub changed: Vec<DeviceRecord>,
+    /// The hardware rows linked to the devices in `changed`.
+    pub changed_hardware: Vec<HardwareDeviceRecord>,
 }
 
 /// Fields to change on a device; `None` leaves a field as it is, `Some(None)` clears it.

@@ -28,6 +28,10 @@ const MIGRATIONS: &[Migration] = &[
         name: "0003_device_registry.sql",
         sql: include_str!("../../migrations/0003_device_registry.sql"),
     },
+    Migration {
+        name: "0004_device_revisions.sql",
+        sql: include_str!("../../migrations/0004_device_revisions.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands (`PRAGMA user_version`).

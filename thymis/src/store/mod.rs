@@ -38,9 +38,9 @@ use uuid::Uuid;
 
 pub use access_records::AccessClientTokenRecord;
 pub use device_records::{
-    AdmissionRecorded, AgentTokenRecord, ConnectionRecord, DeviceRecord, DeviceUpdate,
-    HardwareDeviceRecord, IdentityLookup, LatestMetric, LogQuery, LogRecord, MetricSample,
-    NewAdmission, NewAgentToken, NewLogEntry,
+    AdmissionRecorded, AgentTokenRecord, ConnectionRecord, DeviceListEntry, DeviceListSnapshot,
+    DeviceRecord, DeviceUpdate, HardwareDeviceRecord, IdentityLookup, LatestMetric, LogQuery,
+    LogRecord, MetricSample, NewAdmission, NewAgentToken, NewLogEntry,
 };
 pub use migrations::SCHEMA_VERSION;
 pub use records::{
@@ -274,6 +274,15 @@ pub trait Store: Send + Sync {
 
     /// The devices recorded as running `config_id`, in the order of [`Store::list_devices`].
     fn list_devices_by_config(&self, config_id: &str) -> Result<Vec<DeviceRecord>, StoreError>;
+
+    /// Every device (or those running `config_id`) in the order of [`Store::list_devices`],
+    /// read in one snapshot: each one's revision and fast-changing fields, and the full
+    /// records of those whose (id, revision) `known` does not accept.
+    fn device_list_snapshot(
+        &self,
+        config_id: Option<&str>,
+        known: &dyn Fn(Uuid, i64) -> bool,
+    ) -> Result<DeviceListSnapshot, StoreError>;
 
     /// Changes the given fields of a device and returns it; [`StoreError::NotFound`] if it does
     /// not exist, [`StoreError::Conflict`] if the new host key belongs to another device.

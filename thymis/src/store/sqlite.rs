@@ -31,11 +31,11 @@ mod tasks;
 use super::token::constant_time_eq;
 use super::{
     migrations, now, truncate, AccessClientTokenRecord, AdmissionRecorded, AgentTokenRecord,
-    ApiTokenRecord, AuditEntry, ConnectionRecord, DeviceRecord, DeviceUpdate, HardwareDeviceRecord,
-    IdentityLookup, LatestMetric, LogQuery, LogRecord, MetricSample, NewAdmission, NewAgentToken,
-    NewLogEntry, NewOutput, NewSecret, NewSession, NewTask, OutputChunk, SecretRecord,
-    SecretUpdate, SessionRecord, Store, StoreError, TaskFilter, TaskProcessRecord, TaskRecord,
-    TaskUpdate,
+    ApiTokenRecord, AuditEntry, ConnectionRecord, DeviceListSnapshot, DeviceRecord, DeviceUpdate,
+    HardwareDeviceRecord, IdentityLookup, LatestMetric, LogQuery, LogRecord, MetricSample,
+    NewAdmission, NewAgentToken, NewLogEntry, NewOutput, NewSecret, NewSession, NewTask,
+    OutputChunk, SecretRecord, SecretUpdate, SessionRecord, Store, StoreError, TaskFilter,
+    TaskProcessRecord, TaskRecord, TaskUpdate,
 };
 
 /// How long a connection waits for a lock held by another process before giving up.
@@ -315,9 +315,43 @@ fn bad_column(
 }
 
 fn parse_ts(idx: usize, text: &str) -> rusqlite::Result<DateTime<Utc>> {
+    if let Some(time) = parse_stored_ts(text) {
+        return Ok(time);
+    }
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|err| bad_column(idx, Type::Text, err))
+}
+
+/// Reads the exact form [`ts`] writes (`2024-01-02T03:04:05.123456Z`) without chrono's
+/// general parser, which took a tenth of a 10,000-device list; `None` for anything else.
+fn parse_stored_ts(text: &str) -> Option<DateTime<Utc>> {
+    let b = text.as_bytes();
+    if b.len() != 27 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' || b[19] != b'.' || b[26] != b'Z' {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, digit| {
+            digit
+                .is_ascii_digit()
+                .then(|| n * 10 + u32::from(digit - b'0'))
+        })
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(
+        i32::try_from(number(0, 4)?).ok()?,
+        number(5, 7)?,
+        number(8, 10)?,
+    )?;
+    let time = chrono::NaiveTime::from_hms_micro_opt(
+        number(11, 13)?,
+        number(14, 16)?,
+        number(17, 19)?,
+        number(20, 26)?,
+    )?;
+    Some(date.and_time(time).and_utc())
 }
 
 fn get_ts(row: &Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
@@ -869,6 +903,14 @@ impl Store for SqliteStore {
         self.read(|conn| devices::list_devices(conn, Some(config_id)))
     }
 
+    fn device_list_snapshot(
+        &self,
+        config_id: Option<&str>,
+        known: &dyn Fn(Uuid, i64) -> bool,
+    ) -> Result<DeviceListSnapshot, StoreError> {
+        self.read(|conn| devices::device_list_snapshot(conn, config_id, known))
+    }
+
     fn update_device(&self, id: Uuid, update: &DeviceUpdate) -> Result<DeviceRecord, StoreError> {
         self.write(|tx| devices::update_device(tx, id, update))
     }
@@ -1036,5 +1078,36 @@ fn create_private_file(path: &Path) -> Result<(), StoreError> {
             path: path.to_owned(),
             source,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_times_read_back_as_written() {
+        for (seconds, nanos) in [
+            (1_763_856_000, 123_456_000),
+            (0, 0),
+            (253_402_300_799, 999_999_000),
+        ] {
+            let time = DateTime::from_timestamp(seconds, nanos).unwrap();
+            assert_eq!(parse_stored_ts(&ts(&time)), Some(time));
+            assert_eq!(parse_ts(0, &ts(&time)).unwrap(), time);
+        }
+        // Other RFC 3339 forms (older rows, imports) go through chrono.
+        for other in ["2024-01-02T03:04:05Z", "2024-01-02T03:04:05.123456+01:00"] {
+            assert_eq!(parse_stored_ts(other), None, "{other}");
+            assert!(parse_ts(0, other).is_ok(), "{other}");
+        }
+        for bad in [
+            "2024-13-02T03:04:05.123456Z",
+            "2024-01-02T03:04:05.12345xZ",
+            "",
+        ] {
+            assert_eq!(parse_stored_ts(bad), None, "{bad}");
+            assert!(parse_ts(0, bad).is_err(), "{bad}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod netns;
 pub mod nix_stub;
 pub mod sshd;
 

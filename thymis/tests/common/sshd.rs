@@ -1,7 +1,8 @@
 //! A real OpenSSH server (Debian `openssh-server`) for tests: `/usr/sbin/sshd` in the
 //! foreground with its own configuration, a fresh ed25519 host key and an authorized_keys file in a
-//! temporary directory, listening on a free port of 127.0.0.1. Logins as root with the authorized
-//! keys work (tests run as root). The server is killed when the value is dropped.
+//! temporary directory, listening on a free port of 127.0.0.1, or on port 22 of a network
+//! namespace of its own as on a device. Logins as root with the authorized keys work (tests run
+//! as root). The server is killed when the value is dropped.
 
 use std::fs;
 use std::io::Read;
@@ -9,6 +10,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::netns::NetNs;
 
 const SSHD: &str = "/usr/sbin/sshd";
 /// sshd's privilege separation directory, which must exist before it starts.
@@ -28,11 +31,17 @@ impl Sshd {
     /// Starts sshd on 127.0.0.1 accepting the given OpenSSH public key lines (with options such
     /// as `command="…"` if wanted) for every user.
     pub fn start(authorized_keys: &[&str]) -> Sshd {
-        Sshd::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST), authorized_keys)
+        Sshd::start_at(None, authorized_keys)
     }
 
-    /// [`Sshd::start`] listening on `ip` (e.g. another 127.0.0.x address).
-    pub fn start_on(ip: IpAddr, authorized_keys: &[&str]) -> Sshd {
+    /// [`Sshd::start`] on 127.0.0.1:22 inside `netns`: only sockets made in the namespace
+    /// ([`NetNs::connect`]) reach it.
+    pub fn start_in(netns: &NetNs, authorized_keys: &[&str]) -> Sshd {
+        Sshd::start_at(Some(netns), authorized_keys)
+    }
+
+    fn start_at(netns: Option<&NetNs>, authorized_keys: &[&str]) -> Sshd {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} is missing (apt-get install openssh-server)"
@@ -59,12 +68,16 @@ impl Sshd {
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
             // The port is free now; if another process takes it before sshd binds, sshd exits
-            // and the next attempt picks another.
-            let port = free_port(ip);
+            // and the next attempt picks another. A namespace of its own has every port free.
+            let port = if netns.is_some() { 22 } else { free_port(ip) };
             let addr = SocketAddr::new(ip, port);
             let config = write_config(dir.path(), &host_key, addr);
             let log = fs::File::create(dir.path().join("sshd.log")).expect("create sshd.log");
-            let mut child = Command::new(SSHD)
+            let mut command = match netns {
+                Some(netns) => netns.command(SSHD),
+                None => Command::new(SSHD),
+            };
+            let mut child = command
                 .args(["-D", "-e", "-f"])
                 .arg(&config)
                 .stdin(Stdio::null())
@@ -72,7 +85,11 @@ impl Sshd {
                 .stderr(log)
                 .spawn()
                 .expect("start sshd");
-            match wait_until_ready(&mut child, addr) {
+            let connect = |addr: SocketAddr| match netns {
+                Some(netns) => netns.connect(addr, Duration::from_secs(1)),
+                None => TcpStream::connect_timeout(&addr, Duration::from_secs(1)),
+            };
+            match wait_until_ready(&mut child, addr, connect) {
                 Ok(()) => {
                     return Sshd {
                         dir,
@@ -154,13 +171,17 @@ impl Drop for Sshd {
 }
 
 /// Waits until sshd answers with its version banner, or fails if it exits first.
-fn wait_until_ready(child: &mut Child, addr: SocketAddr) -> Result<(), String> {
+fn wait_until_ready(
+    child: &mut Child,
+    addr: SocketAddr,
+    connect: impl Fn(SocketAddr) -> std::io::Result<TcpStream>,
+) -> Result<(), String> {
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("sshd exited with {status}"));
         }
-        if let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+        if let Ok(mut stream) = connect(addr) {
             let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
             let mut banner = [0u8; 8];
             if stream.read_exact(&mut banner).is_ok() && &banner == b"SSH-2.0-" {

@@ -1,6 +1,6 @@
 //! SQL of agent tokens, devices, hardware identities and agent connections.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::{Type, Value};
@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use super::{bad_column, conflict_on_unique, get_opt_ts, get_parsed, get_ts, ts};
 use crate::store::{
-    now, AdmissionRecorded, AgentTokenRecord, ConnectionRecord, DeviceRecord, DeviceUpdate,
-    HardwareDeviceRecord, IdentityLookup, NewAdmission, NewAgentToken, StoreError,
+    now, AdmissionRecorded, AgentTokenRecord, ConnectionRecord, DeviceListEntry,
+    DeviceListSnapshot, DeviceRecord, DeviceUpdate, HardwareDeviceRecord, IdentityLookup,
+    NewAdmission, NewAgentToken, StoreError,
 };
 
 // --- shared decoding ---
@@ -168,7 +169,7 @@ pub(super) fn touch_agent_token(
 
 const DEVICE_COLUMNS: &str = "id, ssh_public_key, name, notes, location, deployed_config_id, \
      deployed_config_commit, pending_config_id, reachable_deployed_host, network_interfaces, \
-     ram_bytes, archived, first_seen_at, last_seen_at, created_at, agent_token_id";
+     ram_bytes, archived, first_seen_at, last_seen_at, created_at, agent_token_id, revision";
 
 fn device_row(row: &Row<'_>) -> rusqlite::Result<DeviceRecord> {
     // Interfaces are informational: a value that does not decode (e.g. imported from an older
@@ -193,6 +194,7 @@ fn device_row(row: &Row<'_>) -> rusqlite::Result<DeviceRecord> {
         last_seen_at: get_opt_ts(row, 13)?,
         created_at: get_ts(row, 14)?,
         agent_token_id: get_opt_uuid(row, 15)?,
+        revision: row.get(16)?,
     })
 }
 
@@ -237,31 +239,159 @@ pub(super) fn list_devices(
             rows.collect::<Result<_, _>>()?
         }
     };
-    // Sorted here rather than by SQLite: its sorter copies every whole row and took most of
-    // the time of a 10,000-device list. Indices are sorted, not the records: moving
-    // records about in the sort copied megabytes.
-    let mut order: Vec<usize> = (0..devices.len()).collect();
-    order.sort_by(|&a, &b| device_order(&devices[a], &devices[b]));
-    let mut slots: Vec<Option<DeviceRecord>> = devices.into_iter().map(Some).collect();
-    Ok(order
-        .into_iter()
-        .filter_map(|index| slots[index].take())
-        .collect())
+    Ok(in_list_order(devices, |device| ListOrder {
+        id: device.id,
+        first_seen_at: device.first_seen_at,
+        last_seen_at: device.last_seen_at,
+        deployed_config_id: device.deployed_config_id.as_deref(),
+        deployed_config_commit: device.deployed_config_commit.as_deref(),
+    }))
 }
 
-/// Upstream's list order: first seen newest first, then last seen newest first (unknown
-/// times last), then config id and commit (devices without a commit after those with one),
-/// then id.
-fn device_order(a: &DeviceRecord, b: &DeviceRecord) -> std::cmp::Ordering {
-    b.first_seen_at
-        .cmp(&a.first_seen_at)
-        .then_with(|| b.last_seen_at.cmp(&a.last_seen_at))
-        .then_with(|| a.deployed_config_id.cmp(&b.deployed_config_id))
-        .then_with(|| {
-            let (a, b) = (&a.deployed_config_commit, &b.deployed_config_commit);
-            a.is_none().cmp(&b.is_none()).then_with(|| a.cmp(b))
+pub(super) fn device_list_snapshot(
+    conn: &Connection,
+    config_id: Option<&str>,
+    known: &dyn Fn(Uuid, i64) -> bool,
+) -> Result<DeviceListSnapshot, StoreError> {
+    // One read transaction: the full records below belong to the same moment as the entries.
+    let tx = conn.unchecked_transaction()?;
+    // With no config, `?1 IS NULL` selects every device.
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, revision, first_seen_at, last_seen_at, deployed_config_id, \
+         deployed_config_commit FROM devices WHERE ?1 IS NULL OR deployed_config_id = ?1",
+    )?;
+    let rows = stmt.query_map([config_id], |row| {
+        Ok(DeviceListEntry {
+            id: get_parsed(row, 0)?,
+            revision: row.get(1)?,
+            first_seen_at: get_opt_ts(row, 2)?,
+            last_seen_at: get_opt_ts(row, 3)?,
+            deployed_config_id: row.get(4)?,
+            deployed_config_commit: row.get(5)?,
         })
-        .then_with(|| a.id.cmp(&b.id))
+    })?;
+    let entries: Vec<DeviceListEntry> = rows.collect::<Result<_, _>>()?;
+    let devices = in_list_order(entries, |entry| ListOrder {
+        id: entry.id,
+        first_seen_at: entry.first_seen_at,
+        last_seen_at: entry.last_seen_at,
+        deployed_config_id: entry.deployed_config_id.as_deref(),
+        deployed_config_commit: entry.deployed_config_commit.as_deref(),
+    });
+
+    // Every linked row, filtered here: a join with devices read every wide device row again.
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, device_id, last_seen_at FROM hardware_devices WHERE device_id IS NOT NULL",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok((
+            get_parsed::<Uuid>(row, 0)?,
+            get_parsed::<Uuid>(row, 1)?,
+            get_opt_ts(row, 2)?,
+        ))
+    })?;
+    let listed: Option<HashSet<Uuid>> =
+        config_id.map(|_| devices.iter().map(|entry| entry.id).collect());
+    let mut hardware_seen = HashMap::with_capacity(devices.len());
+    for row in rows {
+        let (id, device_id, last_seen_at) = row?;
+        if listed
+            .as_ref()
+            .is_none_or(|listed| listed.contains(&device_id))
+        {
+            hardware_seen.insert(id, last_seen_at);
+        }
+    }
+
+    let changed_ids: Vec<Uuid> = devices
+        .iter()
+        .filter(|entry| !known(entry.id, entry.revision))
+        .map(|entry| entry.id)
+        .collect();
+    let (changed, changed_hardware) = if changed_ids.is_empty() {
+        (Vec::new(), Vec::new())
+    } else if changed_ids.len() * 4 >= devices.len() {
+        // Most devices are new to the caller (its first list): one pass over each table costs
+        // less than a lookup per id.
+        let wanted: HashSet<Uuid> = changed_ids.into_iter().collect();
+        let mut stmt = tx.prepare_cached(&format!("SELECT {DEVICE_COLUMNS} FROM devices"))?;
+        let mut changed = Vec::with_capacity(wanted.len());
+        for device in stmt.query_map([], device_row)? {
+            let device = device?;
+            if wanted.contains(&device.id) {
+                changed.push(device);
+            }
+        }
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {HARDWARE_COLUMNS} FROM hardware_devices WHERE device_id IS NOT NULL"
+        ))?;
+        let mut hardware = Vec::new();
+        for row in stmt.query_map([], hardware_row)? {
+            let row = row?;
+            if row.device_id.is_some_and(|id| wanted.contains(&id)) {
+                hardware.push(row);
+            }
+        }
+        hardware.sort_by_key(|row| row.id);
+        (changed, hardware)
+    } else {
+        let ids = id_array(&changed_ids);
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE id IN (SELECT value FROM json_each(?1))"
+        ))?;
+        let changed = stmt
+            .query_map([&ids], device_row)?
+            .collect::<Result<_, _>>()?;
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {HARDWARE_COLUMNS} FROM hardware_devices \
+             WHERE device_id IN (SELECT value FROM json_each(?1)) ORDER BY id"
+        ))?;
+        let hardware = stmt
+            .query_map([&ids], hardware_row)?
+            .collect::<Result<_, _>>()?;
+        (changed, hardware)
+    };
+    Ok(DeviceListSnapshot {
+        devices,
+        hardware_seen,
+        changed,
+        changed_hardware,
+    })
+}
+
+/// What upstream orders device lists by.
+struct ListOrder<'a> {
+    id: Uuid,
+    first_seen_at: Option<DateTime<Utc>>,
+    last_seen_at: Option<DateTime<Utc>>,
+    deployed_config_id: Option<&'a str>,
+    deployed_config_commit: Option<&'a str>,
+}
+
+/// Sorts `items` in upstream's list order: first seen newest first, then last seen newest
+/// first (unknown times last), then config id and commit (devices without a commit after
+/// those with one), then id. Sorted here rather than by SQLite: its sorter copies every whole
+/// row and took most of the time of a 10,000-device list. Indices are sorted, not the items:
+/// moving records about in the sort copied megabytes.
+fn in_list_order<T>(items: Vec<T>, key: impl Fn(&T) -> ListOrder<'_>) -> Vec<T> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (key(&items[a]), key(&items[b]));
+        b.first_seen_at
+            .cmp(&a.first_seen_at)
+            .then_with(|| b.last_seen_at.cmp(&a.last_seen_at))
+            .then_with(|| a.deployed_config_id.cmp(&b.deployed_config_id))
+            .then_with(|| {
+                let (a, b) = (a.deployed_config_commit, b.deployed_config_commit);
+                a.is_none().cmp(&b.is_none()).then_with(|| a.cmp(&b))
+            })
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|index| slots[index].take())
+        .collect()
 }
 
 fn text_or_null(value: &Option<String>) -> Value {
