@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 /// A started controller, its database, and a logged-in client.
 struct Setup {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     controller: Controller,
     store: SqliteStore,
     client: reqwest::Client,
@@ -41,7 +41,7 @@ async fn setup() -> Setup {
     assert!(response.status().is_success(), "{}", response.status());
     let store = SqliteStore::open(&data.join("thymis.sqlite")).unwrap();
     Setup {
-        _dir: dir,
+        dir,
         controller,
         store,
         client,
@@ -492,6 +492,56 @@ async fn lists_show_every_change_made_after_they_were_cached() {
         .collect();
     assert_eq!(kiosk, vec![reflashed.to_string(), pi.to_string()]);
     assert_eq!(by_config[1], after[&pi.to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_lists_while_devices_come_and_go_list_every_lasting_device_once() {
+    let setup = setup().await;
+    let (_, token) = setup.agent_token("image");
+    let lasting: Vec<String> = (0..20)
+        .map(|n| setup.admit(&key(n), &[], "kiosk", token).to_string())
+        .collect();
+    let store = SqliteStore::open(&setup.dir.path().join("data/thymis.sqlite")).unwrap();
+    let churn = tokio::task::spawn_blocking(move || {
+        for n in 100..160 {
+            let device = store
+                .record_admission(&NewAdmission {
+                    public_key: key(n),
+                    hardware_ids: BTreeMap::from([("dmi-product-uuid".into(), format!("u{n}"))]),
+                    deployed_config_id: Some("kiosk".into()),
+                    network_interfaces: vec![],
+                    ram_bytes: None,
+                    ip: None,
+                    agent_token_id: token,
+                    at: Utc::now(),
+                })
+                .unwrap()
+                .device
+                .id;
+            std::thread::sleep(StdDuration::from_millis(2));
+            store.delete_device(device).unwrap();
+        }
+    });
+    let list = || async {
+        let all = setup.get_json("/api/all_deployment_infos").await;
+        all.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..15 {
+        let (a, b, c) = tokio::join!(list(), list(), list());
+        for ids in [a, b, c] {
+            let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+            assert_eq!(unique.len(), ids.len(), "a device listed twice: {ids:?}");
+            for id in &lasting {
+                assert!(ids.contains(id), "{id} missing from {ids:?}");
+            }
+            assert!(ids.len() <= lasting.len() + 1, "{ids:?}");
+        }
+    }
+    churn.await.unwrap();
 }
 
 #[tokio::test]

@@ -3,7 +3,8 @@
 //! revision: a 10,000-device list re-encodes only the devices that changed since the last list
 //! and splices in the fast-changing fields, read fresh for every request.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -12,7 +13,7 @@ use serde::{Serialize, Serializer};
 use thymis::agent::protocol::NetworkInterface;
 use thymis::agent::AgentHub;
 use thymis::devices::{DeviceInfo, DeviceRegistry};
-use thymis::store::{DeviceRecord, HardwareDeviceRecord};
+use thymis::store::{DeviceListEntry, DeviceRecord, HardwareDeviceRecord};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -218,6 +219,7 @@ impl Template {
 /// A device's JSON without its fast-changing fields, valid for one revision.
 #[derive(Debug)]
 struct DeviceFragment {
+    id: Uuid,
     revision: i64,
     template: Template,
     hardware: Vec<HardwareFragment>,
@@ -275,6 +277,7 @@ impl DeviceFragment {
             })
             .collect::<Result<_, ApiError>>()?;
         Ok(DeviceFragment {
+            id: device.id,
             revision: device.revision,
             template: Template::new(&json, &DEVICE_LIVE_FIELDS)?,
             hardware,
@@ -341,18 +344,24 @@ impl DeviceListCache {
         agents: &AgentHub,
         config_id: Option<&str>,
     ) -> Result<Vec<u8>, ApiError> {
+        // The fragments this list uses, taken while the snapshot is read: a concurrent list
+        // may evict or replace cache entries meanwhile.
+        let held = RefCell::new(HashMap::new());
         let snapshot = {
             let fragments = self
                 .fragments
                 .read()
                 .unwrap_or_else(PoisonError::into_inner);
-            let known = |id: Uuid, revision: i64| {
-                fragments
-                    .get(&id)
-                    .is_some_and(|fragment| fragment.revision >= revision)
+            let known = |id: Uuid, revision: i64| match fragments.get(&id) {
+                Some(fragment) if fragment.revision >= revision => {
+                    held.borrow_mut().insert(id, fragment.clone());
+                    true
+                }
+                _ => false,
             };
             registry.device_list_snapshot(config_id, &known)?
         };
+        let mut held = held.into_inner();
 
         let mut hardware_of: HashMap<Uuid, Vec<&HardwareDeviceRecord>> = HashMap::new();
         for row in &snapshot.changed_hardware {
@@ -360,39 +369,20 @@ impl DeviceListCache {
                 hardware_of.entry(device_id).or_default().push(row);
             }
         }
-        let fresh = snapshot
-            .changed
-            .iter()
-            .map(|device| {
-                let hardware = hardware_of.get(&device.id).map_or(&[][..], Vec::as_slice);
-                Ok((device.id, Arc::new(DeviceFragment::new(device, hardware)?)))
-            })
-            .collect::<Result<Vec<_>, ApiError>>()?;
-
-        let mut fragments = self
-            .fragments
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        for (id, fragment) in fresh {
-            // Revisions only grow: a slower request never puts back an older fragment.
-            match fragments.get(&id) {
-                Some(cached) if cached.revision >= fragment.revision => {}
-                _ => {
-                    fragments.insert(id, fragment);
-                }
-            }
+        let mut fragments = Vec::with_capacity(snapshot.changed.len());
+        for device in &snapshot.changed {
+            let hardware = hardware_of.get(&device.id).map_or(&[][..], Vec::as_slice);
+            fragments.push(Arc::new(DeviceFragment::new(device, hardware)?));
         }
-        if config_id.is_none() && fragments.len() > snapshot.devices.len() {
-            // Some listed device was deleted since.
-            let listed: std::collections::HashSet<Uuid> =
-                snapshot.devices.iter().map(|entry| entry.id).collect();
-            fragments.retain(|id, _| listed.contains(id));
-        }
-        drop(fragments);
-        let fragments = self
-            .fragments
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        self.keep(
+            &fragments,
+            config_id.is_none().then_some(snapshot.devices.as_slice()),
+        );
+        held.extend(
+            fragments
+                .into_iter()
+                .map(|fragment| (fragment.id, fragment)),
+        );
 
         // A row linked after the snapshot (to a device whose newer fragment another request
         // made) keeps the time it had then.
@@ -403,7 +393,8 @@ impl DeviceListCache {
         let mut out = Vec::with_capacity(snapshot.devices.len() * LIST_BYTES_PER_DEVICE + 2);
         out.push(b'[');
         for entry in &snapshot.devices {
-            let Some(fragment) = fragments.get(&entry.id) else {
+            // Every listed device is held or fresh: the snapshot read those it did not know.
+            let Some(fragment) = held.get(&entry.id) else {
                 continue;
             };
             if out.len() > 1 {
@@ -420,6 +411,27 @@ impl DeviceListCache {
         }
         out.push(b']');
         Ok(out)
+    }
+
+    /// Caches new fragments; with every device's entry (a full list), forgets deleted ones.
+    fn keep(&self, new: &[Arc<DeviceFragment>], all: Option<&[DeviceListEntry]>) {
+        let mut fragments = self
+            .fragments
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        for fragment in new {
+            // Revisions only grow: a slower request never puts back an older fragment.
+            match fragments.get(&fragment.id) {
+                Some(cached) if cached.revision >= fragment.revision => {}
+                _ => {
+                    fragments.insert(fragment.id, fragment.clone());
+                }
+            }
+        }
+        if let Some(all) = all.filter(|all| fragments.len() > all.len()) {
+            let listed: HashSet<Uuid> = all.iter().map(|entry| entry.id).collect();
+            fragments.retain(|id, _| listed.contains(id));
+        }
     }
 }
 

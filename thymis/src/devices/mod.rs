@@ -507,9 +507,14 @@ impl DeviceRegistry {
         }
         Ok(devices
             .into_iter()
-            .map(|device| DeviceInfo {
-                hardware_devices: hardware.remove(&device.id).unwrap_or_default(),
-                device,
+            .map(|device| {
+                // By id, as list snapshots give them: a device's page and its list entry agree.
+                let mut hardware_devices = hardware.remove(&device.id).unwrap_or_default();
+                hardware_devices.sort_by_key(|row| row.id);
+                DeviceInfo {
+                    hardware_devices,
+                    device,
+                }
             })
             .collect())
     }
