@@ -160,6 +160,34 @@ pub struct DeploymentInfo<'a> {
     notes: Option<&'a str>,
 }
 
+impl<'a> DeploymentInfo<'a> {
+    fn new(
+        device: &'a DeviceRecord,
+        last_seen: Option<IsoTime<'a>>,
+        hardware_devices: Vec<HardwareDevice<'a>>,
+        connected: bool,
+    ) -> Self {
+        DeploymentInfo {
+            id: device.id,
+            ssh_public_key: &device.ssh_public_key,
+            deployed_config_commit: device.deployed_config_commit.as_deref(),
+            deployed_config_id: device.deployed_config_id.as_deref(),
+            reachable_deployed_host: device.reachable_deployed_host.as_deref(),
+            pending_config_id: device.pending_config_id.as_deref(),
+            last_seen,
+            first_seen: iso_time(&device.first_seen_at),
+            archived: device.archived,
+            hardware_devices,
+            network_interfaces: device.network_interfaces.as_deref(),
+            location: device.location.as_deref(),
+            name: device.name.as_deref(),
+            connected,
+            ram_bytes: device.ram_bytes,
+            notes: device.notes.as_deref(),
+        }
+    }
+}
+
 /// The fast-changing fields of a [`DeploymentInfo`] and how they are written empty, in order.
 const DEVICE_LIVE_FIELDS: [(&str, &str); 3] = [
     ("last_seen", "null"),
@@ -242,24 +270,7 @@ struct LiveFields<'a> {
 
 impl DeviceFragment {
     fn new(device: &DeviceRecord, hardware: &[&HardwareDeviceRecord]) -> Result<Self, ApiError> {
-        let info = DeploymentInfo {
-            id: device.id,
-            ssh_public_key: &device.ssh_public_key,
-            deployed_config_commit: device.deployed_config_commit.as_deref(),
-            deployed_config_id: device.deployed_config_id.as_deref(),
-            reachable_deployed_host: device.reachable_deployed_host.as_deref(),
-            pending_config_id: device.pending_config_id.as_deref(),
-            last_seen: None,
-            first_seen: iso_time(&device.first_seen_at),
-            archived: device.archived,
-            hardware_devices: Vec::new(),
-            network_interfaces: device.network_interfaces.as_deref(),
-            location: device.location.as_deref(),
-            name: device.name.as_deref(),
-            connected: false,
-            ram_bytes: device.ram_bytes,
-            notes: device.notes.as_deref(),
-        };
+        let info = DeploymentInfo::new(device, None, Vec::new(), false);
         let json = serde_json::to_vec(&info).map_err(ApiError::internal)?;
         let hardware = hardware
             .iter()
@@ -493,28 +504,15 @@ mod tests {
         let info = device_info();
         let device = &info.device;
         for connected in [false, true] {
-            let whole = DeploymentInfo {
-                id: device.id,
-                ssh_public_key: &device.ssh_public_key,
-                deployed_config_commit: device.deployed_config_commit.as_deref(),
-                deployed_config_id: device.deployed_config_id.as_deref(),
-                reachable_deployed_host: device.reachable_deployed_host.as_deref(),
-                pending_config_id: device.pending_config_id.as_deref(),
-                last_seen: iso_time(&device.last_seen_at),
-                first_seen: iso_time(&device.first_seen_at),
-                archived: device.archived,
-                hardware_devices: info
-                    .hardware_devices
+            let whole = DeploymentInfo::new(
+                device,
+                iso_time(&device.last_seen_at),
+                info.hardware_devices
                     .iter()
                     .map(HardwareDevice::from)
                     .collect(),
-                network_interfaces: device.network_interfaces.as_deref(),
-                location: device.location.as_deref(),
-                name: device.name.as_deref(),
                 connected,
-                ram_bytes: device.ram_bytes,
-                notes: device.notes.as_deref(),
-            };
+            );
             let expected = serde_json::to_string(&whole).unwrap();
             let spliced = String::from_utf8(device_json(&info, connected).unwrap()).unwrap();
             assert_eq!(spliced, expected);
